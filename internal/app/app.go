@@ -1,0 +1,135 @@
+// Package app wires the roles, the store and the configuration into the
+// binary's commands. cmd/scrapedefense stays a thin layer of flags over it.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/scrapedefense/scrapedefense/internal/config"
+	"github.com/scrapedefense/scrapedefense/internal/edge"
+	"github.com/scrapedefense/scrapedefense/internal/role"
+	"github.com/scrapedefense/scrapedefense/internal/store"
+	"github.com/scrapedefense/scrapedefense/internal/store/embedded"
+	"github.com/scrapedefense/scrapedefense/internal/telemetry"
+)
+
+// StoreFile is the embedded store's file name inside the data directory.
+const StoreFile = "scrapedefense.db"
+
+// Deps are the process-wide things roles are built from.
+type Deps struct {
+	Config config.Config
+	Store  store.Store
+	Logger *slog.Logger
+	Build  telemetry.BuildInfo
+	Token  string
+}
+
+// Registry lists every role of the binary. Roles that later issues add
+// register here.
+func Registry(ctx context.Context, d Deps) *role.Registry {
+	reg := role.NewRegistry()
+	reg.Register(edge.Name, func() (role.Role, error) {
+		return edge.New(ctx, edge.Options{Config: d.Config, Store: d.Store, Logger: d.Logger, Build: d.Build, APIToken: d.Token})
+	})
+	return reg
+}
+
+// DataDir returns the configured data directory, creating it (0700).
+func DataDir(cfg config.Config) (string, error) {
+	dir := cfg.DataDir
+	if dir == "" {
+		dir = config.DefaultDataDir()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("data dir: %w", err)
+	}
+	return dir, nil
+}
+
+// OpenStore opens the embedded store in the data directory.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	dir, err := DataDir(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return embedded.Open(ctx, filepath.Join(dir, StoreFile), embedded.Options{})
+}
+
+// APIToken returns the decisions API token: from api.token_file, or
+// generated once into <data_dir>/api.token (mode 0600).
+func APIToken(cfg config.Config, create bool) (string, error) {
+	if cfg.API.TokenFile != "" {
+		return config.ReadSecret(cfg.API.TokenFile)
+	}
+	dir, err := DataDir(cfg)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "api.token")
+	if tok, err := config.ReadSecret(path); err == nil || !create || !errors.Is(err, os.ErrNotExist) {
+		return tok, err
+	}
+	buf := make([]byte, 32)
+	_, _ = rand.Read(buf)
+	tok := hex.EncodeToString(buf)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return config.ReadSecret(path)
+		}
+		return "", fmt.Errorf("create api token: %w", err)
+	}
+	defer f.Close()
+	if _, err := io.WriteString(f, tok+"\n"); err != nil {
+		return "", fmt.Errorf("write api token: %w", err)
+	}
+	return tok, nil
+}
+
+// PrintEndpoints tells the operator where everything listens.
+func PrintEndpoints(w io.Writer, eps []role.Endpoint, dataDir string, demo bool) {
+	fmt.Fprintln(w, "scrapedefense is running:")
+	for _, ep := range eps {
+		u := "http://" + displayAddr(ep.Addr)
+		note := ""
+		switch ep.Name {
+		case "public":
+			note = "  ← the protected site: open this in a browser"
+		case "admin":
+			note = "  (/health, /metrics, /forward-auth, /api/v1)"
+		case "demo-upstream":
+			note = "  (built-in demo site, the upstream)"
+		}
+		fmt.Fprintf(w, "  %-6s %-14s %s%s\n", ep.Role, ep.Name, u, note)
+	}
+	fmt.Fprintf(w, "  data dir: %s\n", dataDir)
+	if demo {
+		fmt.Fprintln(w, "  protecting the built-in demo site; use --upstream URL to protect your own site")
+	}
+}
+
+// displayAddr turns a wildcard listen address into one a person can click.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + port
+}

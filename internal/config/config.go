@@ -1,0 +1,325 @@
+// Package config holds the typed configuration of every role: defaults, the
+// YAML file, SCRAPEDEFENSE_* environment overrides, secrets read from *_file
+// keys, and validation that reports every problem at once with its key path.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/scrapedefense/scrapedefense/internal/decision"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	DataDir string    `yaml:"data_dir" doc:"Directory for the embedded store and generated secrets. Default: $XDG_STATE_HOME/scrapedefense (usually ~/.local/state/scrapedefense)."`
+	Log     LogConfig `yaml:"log"`
+	Edge    Edge      `yaml:"edge"`
+	Lists   Lists     `yaml:"lists"`
+	API     API       `yaml:"api"`
+}
+
+// LogConfig configures the JSON logs on stderr.
+type LogConfig struct {
+	Level string `yaml:"level" doc:"Log level: debug, info, warn or error."`
+}
+
+// Edge configures the proxy in front of the site.
+type Edge struct {
+	Listen            string        `yaml:"listen" doc:"Public listener of the proxy."`
+	AdminListen       string        `yaml:"admin_listen" doc:"Operations listener: /health, /metrics, /forward-auth and the decisions API. Keep it on loopback or a private network."`
+	Upstream          string        `yaml:"upstream" doc:"URL of the protected site. Empty: the built-in demo site."`
+	TrustedProxies    []string      `yaml:"trusted_proxies" doc:"CIDRs or addresses of proxies in front of the edge. Only their forwarding headers are believed."`
+	ClientIPHeaders   []string      `yaml:"client_ip_headers" doc:"Forwarding headers read from trusted proxies, in priority order."`
+	ProxyProtocol     ProxyProtocol `yaml:"proxy_protocol"`
+	PolicyFile        string        `yaml:"policy_file" doc:"YAML policy file (see docs/policy.md). Empty: the built-in default policy. Reloaded on change and on SIGHUP."`
+	AllowVerifiedBots bool          `yaml:"allow_verified_crawlers" doc:"Allow crawlers whose address is inside their operator's published ranges before any other check."`
+	Block             BlockPage     `yaml:"block"`
+	RateLimit         RateLimit     `yaml:"rate_limit"`
+	Robots            Robots        `yaml:"robots"`
+	Events            Events        `yaml:"events"`
+	Upstreams         Transport     `yaml:"transport"`
+	Timeouts          Timeouts      `yaml:"timeouts"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes" doc:"Largest request header block accepted; larger requests get 431."`
+	ForwardAuthPath   string        `yaml:"forward_auth_path" doc:"Path of the forward-auth endpoint on admin_listen (nginx auth_request, Caddy forward_auth, Traefik ForwardAuth)."`
+}
+
+// ProxyProtocol configures PROXY protocol v1/v2 on the public listener.
+type ProxyProtocol struct {
+	Enabled  bool     `yaml:"enabled" doc:"Read a PROXY protocol v1 or v2 header on each connection."`
+	Required bool     `yaml:"required" doc:"Reject connections that do not start with a PROXY header."`
+	Trusted  []string `yaml:"trusted" doc:"Peers allowed to send a PROXY header (CIDRs). Empty: any peer."`
+}
+
+// BlockPage configures the answer to blocked requests.
+type BlockPage struct {
+	Status   int    `yaml:"status" doc:"HTTP status for blocked requests."`
+	BodyFile string `yaml:"body_file" doc:"HTML file served to blocked requests. Empty: a small built-in page."`
+}
+
+// RateLimit configures per-client and per-subnet limits.
+type RateLimit struct {
+	PerIP          Rate `yaml:"per_ip"`
+	PerSubnet      Rate `yaml:"per_subnet"`
+	IPv4SubnetBits int  `yaml:"ipv4_subnet_bits" doc:"Prefix length that groups IPv4 clients into a subnet."`
+	IPv6SubnetBits int  `yaml:"ipv6_subnet_bits" doc:"Prefix length that groups IPv6 clients into a subnet."`
+	Slots          int  `yaml:"slots" doc:"Entries per limiter table (power of two). Memory is fixed by this, not by the number of clients."`
+}
+
+// Rate is a number of requests per period with a burst allowance.
+type Rate struct {
+	Requests int           `yaml:"requests" doc:"Requests allowed per period; 0 disables the limit."`
+	Per      time.Duration `yaml:"per" doc:"The period."`
+	Burst    int           `yaml:"burst" doc:"Requests allowed at once above the steady rate."`
+}
+
+// Robots configures the robots.txt the edge serves.
+type Robots struct {
+	Serve            bool          `yaml:"serve" doc:"Answer /robots.txt at the edge (the upstream's file, merged with the rules below)."`
+	DisallowAIAgents bool          `yaml:"disallow_ai_agents" doc:"Add a Disallow: / group for every declared AI crawler of the ai.robots.txt list."`
+	Refresh          time.Duration `yaml:"refresh" doc:"How often the upstream's robots.txt is fetched again."`
+}
+
+// Events configures the bounded queue of events for analysis.
+type Events struct {
+	QueueSize int `yaml:"queue_size" doc:"Events held for the analysis pipeline; when full, new events are dropped and counted (events_dropped_total)."`
+}
+
+// Transport tunes the connection pool to the upstream.
+type Transport struct {
+	MaxIdleConnsPerHost int           `yaml:"max_idle_conns_per_host" doc:"Idle keep-alive connections kept to the upstream."`
+	MaxConnsPerHost     int           `yaml:"max_conns_per_host" doc:"Upper bound on connections to the upstream; 0 means no bound."`
+	DialTimeout         time.Duration `yaml:"dial_timeout" doc:"Timeout for connecting to the upstream."`
+	ResponseTimeout     time.Duration `yaml:"response_header_timeout" doc:"Timeout for the upstream's response headers."`
+}
+
+// Timeouts of the public listener.
+type Timeouts struct {
+	ReadHeader time.Duration `yaml:"read_header" doc:"Time allowed to read request headers (slowloris guard)."`
+	Idle       time.Duration `yaml:"idle" doc:"Keep-alive idle timeout."`
+	Shutdown   time.Duration `yaml:"shutdown" doc:"Time given to in-flight requests to finish on shutdown."`
+}
+
+// Lists configures the crawler lists and their refresh.
+type Lists struct {
+	RefreshInterval time.Duration `yaml:"refresh_interval" doc:"How often the ai.robots.txt list and crawler IP ranges are fetched from their sources; 0 keeps the embedded snapshot."`
+	AIAgentsURL     string        `yaml:"ai_agents_url" doc:"Source of the ai.robots.txt robots.json list."`
+}
+
+// API configures the decisions API on the admin listener.
+type API struct {
+	TokenFile string `yaml:"token_file" doc:"File holding the bearer token of the decisions API. Empty: <data_dir>/api.token, generated on first start."`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Log: LogConfig{Level: "info"},
+		Edge: Edge{
+			Listen:            ":8080",
+			AdminListen:       "127.0.0.1:9080",
+			ClientIPHeaders:   []string{"Forwarded", "X-Forwarded-For", "X-Real-IP"},
+			AllowVerifiedBots: true,
+			Block:             BlockPage{Status: 403},
+			RateLimit: RateLimit{
+				PerIP:          Rate{Requests: 600, Per: time.Minute, Burst: 60},
+				PerSubnet:      Rate{Requests: 3000, Per: time.Minute, Burst: 300},
+				IPv4SubnetBits: 24,
+				IPv6SubnetBits: 48,
+				Slots:          65536,
+			},
+			Robots:          Robots{Serve: true, DisallowAIAgents: true, Refresh: 5 * time.Minute},
+			Events:          Events{QueueSize: 10000},
+			Upstreams:       Transport{MaxIdleConnsPerHost: 1024, DialTimeout: 5 * time.Second, ResponseTimeout: 60 * time.Second},
+			Timeouts:        Timeouts{ReadHeader: 10 * time.Second, Idle: 120 * time.Second, Shutdown: 30 * time.Second},
+			MaxHeaderBytes:  32 << 10,
+			ForwardAuthPath: "/forward-auth",
+		},
+		Lists: Lists{
+			AIAgentsURL: "https://raw.githubusercontent.com/ai-robots-txt/ai.robots.txt/main/robots.json",
+		},
+	}
+}
+
+// DefaultDataDir is where state lives when data_dir is not set.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "scrapedefense")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "scrapedefense")
+	}
+	return filepath.Join(os.TempDir(), "scrapedefense")
+}
+
+// FieldError is one configuration problem and the key path it concerns.
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+type errList []error
+
+func (l *errList) add(path, format string, args ...any) {
+	*l = append(*l, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks the configuration and returns every problem at once.
+func (c *Config) Validate() error {
+	var errs errList
+	if _, ok := logLevels[strings.ToLower(c.Log.Level)]; !ok {
+		errs.add("log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	e := &c.Edge
+	checkListen(&errs, "edge.listen", e.Listen, false)
+	checkListen(&errs, "edge.admin_listen", e.AdminListen, false)
+	if e.Listen != "" && e.Listen == e.AdminListen {
+		errs.add("edge.admin_listen", "must differ from edge.listen")
+	}
+	if e.Upstream != "" {
+		checkURL(&errs, "edge.upstream", e.Upstream)
+	}
+	checkPrefixes(&errs, "edge.trusted_proxies", e.TrustedProxies)
+	checkPrefixes(&errs, "edge.proxy_protocol.trusted", e.ProxyProtocol.Trusted)
+	for i, h := range e.ClientIPHeaders {
+		switch strings.ToLower(h) {
+		case "forwarded", "x-forwarded-for", "x-real-ip":
+		default:
+			errs.add(fmt.Sprintf("edge.client_ip_headers[%d]", i), "unsupported header %q (want Forwarded, X-Forwarded-For or X-Real-IP)", h)
+		}
+	}
+	if e.Block.Status < 400 || e.Block.Status > 599 {
+		errs.add("edge.block.status", "must be a 4xx or 5xx status, got %d", e.Block.Status)
+	}
+	checkFile(&errs, "edge.block.body_file", e.Block.BodyFile)
+	checkFile(&errs, "edge.policy_file", e.PolicyFile)
+	checkRate(&errs, "edge.rate_limit.per_ip", e.RateLimit.PerIP)
+	checkRate(&errs, "edge.rate_limit.per_subnet", e.RateLimit.PerSubnet)
+	if b := e.RateLimit.IPv4SubnetBits; b < 8 || b > 32 {
+		errs.add("edge.rate_limit.ipv4_subnet_bits", "must be between 8 and 32, got %d", b)
+	}
+	if b := e.RateLimit.IPv6SubnetBits; b < 16 || b > 128 {
+		errs.add("edge.rate_limit.ipv6_subnet_bits", "must be between 16 and 128, got %d", b)
+	}
+	if s := e.RateLimit.Slots; s < 1024 || s > 1<<24 || s&(s-1) != 0 {
+		errs.add("edge.rate_limit.slots", "must be a power of two between 1024 and 16777216, got %d", s)
+	}
+	if e.Robots.Refresh < time.Second {
+		errs.add("edge.robots.refresh", "must be at least 1s, got %s", e.Robots.Refresh)
+	}
+	if q := e.Events.QueueSize; q < 1 || q > 10_000_000 {
+		errs.add("edge.events.queue_size", "must be between 1 and 10000000, got %d", q)
+	}
+	if e.Upstreams.MaxIdleConnsPerHost < 1 {
+		errs.add("edge.transport.max_idle_conns_per_host", "must be at least 1")
+	}
+	if e.Upstreams.MaxConnsPerHost < 0 {
+		errs.add("edge.transport.max_conns_per_host", "must not be negative")
+	}
+	positive(&errs, "edge.transport.dial_timeout", e.Upstreams.DialTimeout)
+	positive(&errs, "edge.transport.response_header_timeout", e.Upstreams.ResponseTimeout)
+	positive(&errs, "edge.timeouts.read_header", e.Timeouts.ReadHeader)
+	positive(&errs, "edge.timeouts.idle", e.Timeouts.Idle)
+	positive(&errs, "edge.timeouts.shutdown", e.Timeouts.Shutdown)
+	if m := e.MaxHeaderBytes; m < 1024 || m > 1<<20 {
+		errs.add("edge.max_header_bytes", "must be between 1024 and 1048576, got %d", m)
+	}
+	if !strings.HasPrefix(e.ForwardAuthPath, "/") {
+		errs.add("edge.forward_auth_path", "must start with /, got %q", e.ForwardAuthPath)
+	}
+	if c.Lists.RefreshInterval < 0 || (c.Lists.RefreshInterval > 0 && c.Lists.RefreshInterval < time.Minute) {
+		errs.add("lists.refresh_interval", "must be 0 (off) or at least 1m, got %s", c.Lists.RefreshInterval)
+	}
+	if c.Lists.AIAgentsURL != "" {
+		checkURL(&errs, "lists.ai_agents_url", c.Lists.AIAgentsURL)
+	}
+	checkFile(&errs, "api.token_file", c.API.TokenFile)
+	return errors.Join(errs...)
+}
+
+var logLevels = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
+
+func checkListen(errs *errList, path, addr string, allowEmpty bool) {
+	if addr == "" {
+		if !allowEmpty {
+			errs.add(path, "is required")
+		}
+		return
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil {
+		errs.add(path, "invalid listen address %q: %v", addr, err)
+	} else if port == "" {
+		errs.add(path, "listen address %q has no port", addr)
+	}
+}
+
+func checkURL(errs *errList, path, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		errs.add(path, "invalid URL: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs.add(path, "URL %q must use http or https", raw)
+	case u.Host == "":
+		errs.add(path, "URL %q has no host", raw)
+	}
+}
+
+func checkPrefixes(errs *errList, path string, list []string) {
+	for i, s := range list {
+		if _, err := decision.ParsePrefix(s); err != nil {
+			errs.add(fmt.Sprintf("%s[%d]", path, i), "%v", err)
+		}
+	}
+}
+
+// ParsePrefixes parses a list of CIDRs or bare addresses validated by Validate.
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		p, err := decision.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func checkFile(errs *errList, path, name string) {
+	if name == "" {
+		return
+	}
+	if st, err := os.Stat(name); err != nil {
+		errs.add(path, "cannot read %q: %v", name, errors.Unwrap(err))
+	} else if st.IsDir() {
+		errs.add(path, "%q is a directory", name)
+	}
+}
+
+func checkRate(errs *errList, path string, r Rate) {
+	if r.Requests < 0 {
+		errs.add(path+".requests", "must not be negative")
+	}
+	if r.Requests > 0 && r.Per <= 0 {
+		errs.add(path+".per", "must be positive when requests is set")
+	}
+	if r.Burst < 0 {
+		errs.add(path+".burst", "must not be negative")
+	}
+}
+
+func positive(errs *errList, path string, d time.Duration) {
+	if d <= 0 {
+		errs.add(path, "must be positive, got %s", d)
+	}
+}

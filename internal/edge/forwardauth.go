@@ -1,0 +1,96 @@
+package edge
+
+import (
+	"math"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+
+	"github.com/scrapedefense/scrapedefense/internal/decision"
+	"github.com/scrapedefense/scrapedefense/internal/policy"
+)
+
+// ForwardAuth answers nginx auth_request, Caddy forward_auth and Traefik
+// ForwardAuth sub-requests: 2xx allows, 403 blocks, 429 throttles. The
+// original request is described by the X-Forwarded-* / X-Original-* headers
+// the calling proxy sets; the caller itself is always treated as a trusted
+// proxy, since that is what it is.
+type ForwardAuth struct {
+	h        *Handler
+	resolver interface {
+		ClientAddr(peer netip.Addr, h http.Header) (netip.Addr, error)
+	}
+}
+
+func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := f.h
+	start := h.now()
+	peerAP, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		h.tel.Error(errBadPeer)
+		h.finish(w, r, start, "forward_auth", http.StatusBadRequest, "bad peer address")
+		return
+	}
+	client, err := f.resolver.ClientAddr(peerAP.Addr().Unmap(), r.Header)
+	if err != nil {
+		h.tel.Error(errBadForwarded)
+		h.finish(w, r, start, "forward_auth", http.StatusBadRequest, "malformed forwarding header")
+		return
+	}
+	method := firstHeader(r.Header, "X-Forwarded-Method", "X-Original-Method")
+	if method == "" {
+		method = http.MethodGet
+	}
+	uri := firstHeader(r.Header, "X-Forwarded-Uri", "X-Original-Uri", "X-Original-Url")
+	path := "/"
+	if uri != "" {
+		if u, err := url.ParseRequestURI(uri); err == nil {
+			path = u.Path
+		} else if u, err := url.Parse(uri); err == nil && u.Path != "" {
+			path = u.Path
+		}
+	}
+	host := firstHeader(r.Header, "X-Forwarded-Host")
+	if host == "" {
+		host = r.Host
+	}
+	req := policy.Request{
+		Addr:      client,
+		Method:    method,
+		Host:      host,
+		Path:      path,
+		UserAgent: r.Header.Get("User-Agent"),
+		Header:    r.Header,
+	}
+	var v Verdict
+	h.fp.Decide(&req, start, true, &v)
+	h.verdicts.inc(v.Action, v.Rule)
+	if !v.Trivial() {
+		h.queue.TryPush(newEvent(r.Header, &req, &v, start, "forward-auth"))
+	}
+	w.Header().Set("X-Scrapedefense-Verdict", v.Action.String())
+	w.Header().Set("Cache-Control", "no-store")
+	code := http.StatusOK
+	switch v.Action {
+	case decision.ActionAllow:
+		w.WriteHeader(code)
+	case decision.ActionThrottle:
+		code = http.StatusTooManyRequests
+		w.Header().Set("Retry-After", retryAfter(&v))
+		http.Error(w, "Too many requests. Please slow down.", code)
+	default:
+		code = http.StatusForbidden
+		http.Error(w, "Forbidden", code)
+	}
+	h.tel.ObserveHTTP("forward_auth", r.Method, code, h.now().Sub(start))
+}
+
+func firstHeader(h http.Header, names ...string) string {
+	for _, n := range names {
+		if v := h.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}

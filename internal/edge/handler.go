@@ -1,0 +1,271 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scrapedefense/scrapedefense/internal/clientip"
+	"github.com/scrapedefense/scrapedefense/internal/decision"
+	"github.com/scrapedefense/scrapedefense/internal/events"
+	"github.com/scrapedefense/scrapedefense/internal/policy"
+	"github.com/scrapedefense/scrapedefense/internal/telemetry"
+)
+
+// Error kinds counted in errors_total{service="edge",kind}.
+const (
+	errBadPeer      = "bad_peer_address"
+	errBadForwarded = "bad_forwarded_header"
+	errUpstream     = "upstream"
+	errClientGone   = "client_gone"
+)
+
+// eventHeaders are the request headers copied into events: enough for the
+// escalation engine's consistency checks, never cookies or credentials.
+var eventHeaders = []string{
+	"Accept", "Accept-Language", "Accept-Encoding", "Referer",
+	"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform",
+	"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
+	"Upgrade-Insecure-Requests", "Connection",
+}
+
+// Handler is the public edge handler: it decides and then proxies, blocks
+// or throttles.
+type Handler struct {
+	fp          *FastPath
+	resolver    *clientip.Resolver
+	proxy       *httputil.ReverseProxy
+	queue       *events.Queue
+	tel         *telemetry.Telemetry
+	verdicts    *verdictCounter
+	blockStatus int
+	blockBody   []byte
+	robotsTxt   func() []byte // nil: pass /robots.txt to the upstream
+	logger      *slog.Logger
+	now         func() time.Time
+}
+
+// verdictCounter caches edge_verdicts_total children: the label set is
+// bounded by the policy's rule names, and resolving a child per request
+// would allocate.
+type verdictCounter struct {
+	vec   *prometheus.CounterVec
+	cache sync.Map // verdictKey → prometheus.Counter
+}
+
+type verdictKey struct {
+	action decision.Action
+	rule   string
+}
+
+func newVerdictCounter(reg prometheus.Registerer) *verdictCounter {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_verdicts_total",
+		Help: "Verdicts of the edge fast path by action and by the rule or stage that decided.",
+	}, []string{"action", "rule"})
+	reg.MustRegister(vec)
+	return &verdictCounter{vec: vec}
+}
+
+func (c *verdictCounter) inc(a decision.Action, rule string) {
+	k := verdictKey{a, rule}
+	if ctr, ok := c.cache.Load(k); ok {
+		ctr.(prometheus.Counter).Inc()
+		return
+	}
+	ctr := c.vec.WithLabelValues(a.String(), rule)
+	c.cache.Store(k, ctr)
+	ctr.Inc()
+}
+
+// reset drops cached children, e.g. after a policy reload renamed rules.
+func (c *verdictCounter) reset() {
+	c.cache.Clear()
+}
+
+var reqPool = sync.Pool{New: func() any { return new(requestState) }}
+
+// requestState is the per-request scratch space, pooled so that deciding
+// does not allocate.
+type requestState struct {
+	req     policy.Request
+	verdict Verdict
+	info    clientInfo
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	st := reqPool.Get().(*requestState)
+	defer reqPool.Put(st)
+
+	peerAP, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		h.tel.Error(errBadPeer)
+		h.finish(w, r, start, "bad_request", http.StatusBadRequest, "bad peer address")
+		return
+	}
+	peer := peerAP.Addr().Unmap()
+	client, err := h.resolver.ClientAddr(peer, r.Header)
+	if err != nil {
+		h.tel.Error(errBadForwarded)
+		h.finish(w, r, start, "bad_request", http.StatusBadRequest, "malformed forwarding header")
+		return
+	}
+
+	st.req = policy.Request{
+		Addr:      client,
+		Method:    r.Method,
+		Host:      r.Host,
+		Path:      r.URL.Path,
+		UserAgent: r.Header.Get("User-Agent"),
+		Header:    r.Header,
+	}
+	v := &st.verdict
+	h.fp.Decide(&st.req, start, true, v)
+	h.verdicts.inc(v.Action, v.Rule)
+	if !v.Trivial() {
+		h.emit(r, &st.req, v, start)
+	}
+
+	switch v.Action {
+	case decision.ActionAllow:
+		if h.robotsTxt != nil && r.URL.Path == "/robots.txt" {
+			h.serveRobots(w, r, start)
+			return
+		}
+		st.info = clientInfo{addr: client.String(), peer: peer.String(), peerTrusted: h.resolver.Trusted(peer)}
+		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, &st.info))
+		sw := statusWriterPool.Get().(*statusWriter)
+		sw.reset(w)
+		h.proxy.ServeHTTP(sw, r)
+		code := sw.code
+		sw.reset(nil)
+		statusWriterPool.Put(sw)
+		h.tel.ObserveHTTP("proxy", r.Method, code, h.now().Sub(start))
+	case decision.ActionThrottle:
+		w.Header().Set("Retry-After", retryAfter(v))
+		h.finish(w, r, start, "throttle", http.StatusTooManyRequests, "Too many requests. Please slow down.")
+	default:
+		// Challenge and tarpit are rejected at policy load until their
+		// roles exist; a decision carrying them is enforced as a block so
+		// that nothing marked as a bot reaches the site.
+		h.block(w, r, start)
+	}
+}
+
+func (h *Handler) block(w http.ResponseWriter, r *http.Request, start time.Time) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	hd.Set("Content-Length", strconv.Itoa(len(h.blockBody)))
+	w.WriteHeader(h.blockStatus)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(h.blockBody)
+	}
+	h.tel.ObserveHTTP("block", r.Method, h.blockStatus, h.now().Sub(start))
+}
+
+func (h *Handler) serveRobots(w http.ResponseWriter, r *http.Request, start time.Time) {
+	body := h.robotsTxt()
+	hd := w.Header()
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("Cache-Control", "public, max-age=300")
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	h.tel.ObserveHTTP("/robots.txt", r.Method, http.StatusOK, h.now().Sub(start))
+}
+
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, start time.Time, route string, code int, msg string) {
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, msg, code)
+	h.tel.ObserveHTTP(route, r.Method, code, h.now().Sub(start))
+}
+
+// emit queues an event for analysis without ever blocking the request.
+func (h *Handler) emit(r *http.Request, req *policy.Request, v *Verdict, now time.Time) {
+	h.queue.TryPush(newEvent(r.Header, req, v, now, "edge"))
+}
+
+func newEvent(hdr http.Header, req *policy.Request, v *Verdict, now time.Time, source string) events.Event {
+	ev := events.Event{
+		Version:   events.SchemaVersion,
+		Time:      now.UTC(),
+		ClientIP:  req.Addr.String(),
+		Method:    req.Method,
+		Host:      req.Host,
+		Path:      req.Path,
+		UserAgent: truncate(req.UserAgent, 512),
+		Action:    v.Action.String(),
+		Stage:     v.Stage.String(),
+		Rule:      v.Rule,
+		Weight:    v.Policy.Weight,
+		Crawler:   v.Crawler.Name,
+		Source:    source,
+		Headers:   make(map[string]string, 4),
+	}
+	for _, k := range eventHeaders {
+		if val := hdr.Get(k); val != "" {
+			ev.Headers[k] = truncate(val, 256)
+		}
+	}
+	for i := 0; i < v.Policy.NMatched && i < len(v.Policy.Matched); i++ {
+		ev.Rules = append(ev.Rules, v.Policy.Matched[i].Rule)
+	}
+	return ev
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// statusWriter records the status code the proxy wrote. It forwards
+// Flush and Unwrap so streaming and WebSocket upgrades keep working.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+var statusWriterPool = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func (s *statusWriter) reset(w http.ResponseWriter) { s.ResponseWriter, s.code = w, http.StatusOK }
+
+func (s *statusWriter) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// retryAfter is the Retry-After value, in whole seconds, for a throttled
+// verdict.
+func retryAfter(v *Verdict) string {
+	secs := int(math.Ceil(v.Limit.RetryAfter.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	return strconv.Itoa(secs)
+}

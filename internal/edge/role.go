@@ -1,0 +1,555 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scrapedefense/scrapedefense/internal/clientip"
+	"github.com/scrapedefense/scrapedefense/internal/config"
+	"github.com/scrapedefense/scrapedefense/internal/crawlers"
+	"github.com/scrapedefense/scrapedefense/internal/decision"
+	"github.com/scrapedefense/scrapedefense/internal/demosite"
+	"github.com/scrapedefense/scrapedefense/internal/events"
+	"github.com/scrapedefense/scrapedefense/internal/policy"
+	"github.com/scrapedefense/scrapedefense/internal/proxyproto"
+	"github.com/scrapedefense/scrapedefense/internal/ratelimit"
+	"github.com/scrapedefense/scrapedefense/internal/role"
+	"github.com/scrapedefense/scrapedefense/internal/store"
+	"github.com/scrapedefense/scrapedefense/internal/telemetry"
+)
+
+// Name is the role name.
+const Name = "edge"
+
+// Options are what the edge role needs from the process.
+type Options struct {
+	Config   config.Config
+	Store    store.Store
+	Logger   *slog.Logger
+	Build    telemetry.BuildInfo
+	APIToken string
+}
+
+// Role is the edge service.
+type Role struct {
+	cfg      config.Edge
+	lists    config.Lists
+	store    store.Store
+	logger   *slog.Logger
+	tel      *telemetry.Telemetry
+	health   *telemetry.Health
+	fp       *FastPath
+	handler  *Handler
+	queue    *events.Queue
+	recent   *events.Recent
+	api      *API
+	fwdAuth  *ForwardAuth
+	upstream *url.URL
+	demo     bool
+	robots   *robotsCache
+
+	reloadFailures prometheus.Counter
+	reloads        prometheus.Counter
+	policyFiles    atomic.Pointer[[]string]
+	reloadMu       sync.Mutex
+}
+
+// Available is the set of actions this build can enforce: challenge and
+// tarpit arrive with their own roles.
+func Available(a decision.Action) bool {
+	switch a {
+	case decision.ActionAllow, decision.ActionBlock, decision.ActionThrottle:
+		return true
+	}
+	return false
+}
+
+// LoadPolicy loads the policy file, or the built-in default when path is
+// empty, and returns the files it read (to watch them for changes).
+func LoadPolicy(path string) (*policy.Policy, []string, error) {
+	var files []string
+	opts := policy.LoadOptions{
+		Available: Available,
+		ReadFile: func(name string) ([]byte, error) {
+			files = append(files, name)
+			return os.ReadFile(name)
+		},
+	}
+	if path == "" {
+		p, err := policy.Default(opts)
+		return p, files, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := policy.Load(data, opts)
+	return p, append(files, path), err
+}
+
+// NewFastPathFromConfig builds the fast path exactly as the edge does; the
+// explain command uses it so that it gives the edge's answer.
+func NewFastPathFromConfig(cfg config.Edge) (*FastPath, []string, error) {
+	cat, err := crawlers.Embedded()
+	if err != nil {
+		return nil, nil, fmt.Errorf("crawler lists: %w", err)
+	}
+	pol, files, err := LoadPolicy(cfg.PolicyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("edge.policy_file: %w", err)
+	}
+	rl := cfg.RateLimit
+	limiter, err := ratelimit.New(ratelimit.Config{
+		PerIP:          ratelimit.Rate{Requests: rl.PerIP.Requests, Per: rl.PerIP.Per, Burst: rl.PerIP.Burst},
+		PerSubnet:      ratelimit.Rate{Requests: rl.PerSubnet.Requests, Per: rl.PerSubnet.Per, Burst: rl.PerSubnet.Burst},
+		IPv4SubnetBits: rl.IPv4SubnetBits,
+		IPv6SubnetBits: rl.IPv6SubnetBits,
+		Slots:          rl.Slots,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("edge.rate_limit: %w", err)
+	}
+	return NewFastPath(cat, pol, decision.NewIndex(), limiter, cfg.AllowVerifiedBots), files, nil
+}
+
+// New builds the edge role; listeners are bound in Run.
+func New(ctx context.Context, o Options) (*Role, error) {
+	cfg := o.Config.Edge
+	r := &Role{cfg: cfg, lists: o.Config.Lists, store: o.Store, logger: o.Logger.With("role", Name)}
+	r.tel = telemetry.New(Name, o.Build)
+	r.health = telemetry.NewHealth(Name, o.Build)
+	reg := r.tel.Registry()
+
+	fp, files, err := NewFastPathFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.fp = fp
+	r.policyFiles.Store(&files)
+	ds, err := o.Store.ListDecisions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load decisions: %w", err)
+	}
+	if err := fp.Index().ReplaceAll(ds); err != nil {
+		r.logger.Warn("some stored decisions were invalid and skipped", "err", err)
+	}
+
+	trusted, err := config.ParsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("edge.trusted_proxies: %w", err)
+	}
+	resolver, err := clientip.NewResolver(trusted, cfg.ClientIPHeaders)
+	if err != nil {
+		return nil, fmt.Errorf("edge.client_ip_headers: %w", err)
+	}
+	// The forward-auth caller is a proxy by definition: trust every peer.
+	fwdResolver, err := clientip.NewResolver(append(trusted, netip0...), []string{"X-Forwarded-For", "X-Real-IP", "Forwarded"})
+	if err != nil {
+		return nil, err
+	}
+
+	if cfg.Upstream == "" {
+		r.demo = true
+		r.upstream = &url.URL{Scheme: "http", Host: "127.0.0.1:0"} // set when the demo site listens
+	} else if r.upstream, err = url.Parse(cfg.Upstream); err != nil {
+		return nil, fmt.Errorf("edge.upstream: %w", err)
+	}
+
+	blockBody := []byte(defaultBlockPage)
+	if cfg.Block.BodyFile != "" {
+		if blockBody, err = os.ReadFile(cfg.Block.BodyFile); err != nil {
+			return nil, fmt.Errorf("edge.block.body_file: %w", err)
+		}
+	}
+
+	r.queue = events.NewQueue(cfg.Events.QueueSize)
+	r.recent = events.NewRecent(1000)
+	transport := newTransport(TransportOptions{
+		MaxIdleConnsPerHost: cfg.Upstreams.MaxIdleConnsPerHost,
+		MaxConnsPerHost:     cfg.Upstreams.MaxConnsPerHost,
+		DialTimeout:         cfg.Upstreams.DialTimeout,
+		ResponseTimeout:     cfg.Upstreams.ResponseTimeout,
+	})
+	r.robots = newRobotsCache(transport, cfg.Robots, fp)
+	r.handler = &Handler{
+		fp:          fp,
+		resolver:    resolver,
+		proxy:       newReverseProxy(r.upstream, transport, r.logger, r.tel.Error),
+		queue:       r.queue,
+		tel:         r.tel,
+		verdicts:    newVerdictCounter(reg),
+		blockStatus: cfg.Block.Status,
+		blockBody:   blockBody,
+		logger:      r.logger,
+		now:         time.Now,
+	}
+	if cfg.Robots.Serve {
+		r.handler.robotsTxt = r.robots.Body
+	}
+	r.fwdAuth = &ForwardAuth{h: r.handler, resolver: fwdResolver}
+	r.api = &API{token: o.APIToken, store: o.Store, fp: fp, recent: r.recent, now: time.Now}
+	r.registerMetrics(reg)
+	r.registerHealth()
+	return r, nil
+}
+
+// netip0 trusts every address: used only for the forward-auth resolver.
+var netip0 = mustPrefixes("0.0.0.0/0", "::/0")
+
+func (r *Role) registerMetrics(reg prometheus.Registerer) {
+	r.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "config_reload_failures_total", Help: "Policy or list reloads that failed; the previous version stays in force.",
+	})
+	r.reloads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "config_reloads_total", Help: "Successful policy reloads.",
+	})
+	reg.MustRegister(r.reloadFailures, r.reloads,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "events_dropped_total", Help: "Events dropped because the analysis queue was full.",
+		}, func() float64 { return float64(r.queue.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "events_queued_total", Help: "Events accepted into the analysis queue.",
+		}, func() float64 { return float64(r.queue.Pushed()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "edge_decisions_active", Help: "Decisions held in the edge's in-memory index (IPs and CIDRs).",
+		}, func() float64 { ips, cidrs := r.fp.Index().Len(); return float64(ips + cidrs) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ratelimit_evictions_total", Help: "Rate-limit table entries evicted to make room for new clients.",
+		}, func() float64 { return float64(r.fp.limiter.Stats().Evictions) }),
+	)
+	r.tel.QueueLength("events") // created now so that it is exported at 0
+}
+
+func (r *Role) registerHealth() {
+	r.health.Register("store", func(ctx context.Context) telemetry.Component {
+		h := r.store.Health(ctx)
+		c := telemetry.Component{Status: telemetry.StatusOK, Detail: h.Detail,
+			Data: map[string]any{"backend": h.Backend, "keys": h.Keys, "size_bytes": h.SizeBytes}}
+		if !h.OK {
+			c.Status = telemetry.StatusError
+		}
+		return c
+	})
+	r.health.Register("events_queue", func(context.Context) telemetry.Component {
+		n, c := r.queue.Len(), r.queue.Cap()
+		st := telemetry.StatusOK
+		if n > c*9/10 {
+			st = telemetry.StatusDegraded
+		}
+		return telemetry.Component{Status: st, Data: map[string]any{"length": n, "capacity": c, "dropped": r.queue.Dropped()}}
+	})
+	r.health.Register("policy", func(context.Context) telemetry.Component {
+		return telemetry.Component{Status: telemetry.StatusOK, Data: map[string]any{"rules": len(r.fp.Policy().Rules())}}
+	})
+	r.health.Register("upstream", func(ctx context.Context) telemetry.Component {
+		return r.robots.upstreamHealth()
+	})
+}
+
+// Name implements role.Role.
+func (r *Role) Name() string { return Name }
+
+// FastPath exposes the fast path (tests, explain).
+func (r *Role) FastPath() *FastPath { return r.fp }
+
+// Run binds the listeners, serves until ctx ends and drains.
+func (r *Role) Run(ctx context.Context, ready func(...role.Endpoint)) error {
+	var lc net.ListenConfig
+	pub, err := lc.Listen(ctx, "tcp", r.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("edge.listen: %w", err)
+	}
+	if r.cfg.ProxyProtocol.Enabled {
+		trusted, _ := config.ParsePrefixes(r.cfg.ProxyProtocol.Trusted)
+		pub = proxyproto.NewListener(pub, proxyproto.Options{
+			Trusted:  trusted,
+			Required: r.cfg.ProxyProtocol.Required,
+			OnError:  func(error) { r.tel.Error("proxy_protocol") },
+		})
+	}
+	admin, err := lc.Listen(ctx, "tcp", r.cfg.AdminListen)
+	if err != nil {
+		pub.Close()
+		return fmt.Errorf("edge.admin_listen: %w", err)
+	}
+	servers := []*role.Server{
+		r.server(pub, r.handler),
+		r.server(admin, r.adminHandler()),
+	}
+	endpoints := []role.Endpoint{
+		{Role: Name, Name: "public", Addr: pub.Addr().String()},
+		{Role: Name, Name: "admin", Addr: admin.Addr().String()},
+	}
+	if r.demo {
+		demo, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			pub.Close()
+			admin.Close()
+			return fmt.Errorf("demo site: %w", err)
+		}
+		*r.upstream = url.URL{Scheme: "http", Host: demo.Addr().String()}
+		servers = append(servers, r.server(demo, demosite.Handler()))
+		endpoints = append(endpoints, role.Endpoint{Role: Name, Name: "demo-upstream", Addr: demo.Addr().String()})
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){r.watchDecisions, r.sweep, r.consumeEvents, r.watchPolicy, r.refreshLists} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); r.robots.Run(ctx, r.upstream, r.fp.Catalog) }()
+
+	ready(endpoints...)
+	r.logger.Info("edge serving", "public", pub.Addr().String(), "admin", admin.Addr().String(), "upstream", r.upstream.String())
+	err = role.ServeAll(ctx, servers...)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+func (r *Role) server(ln net.Listener, h http.Handler) *role.Server {
+	return &role.Server{
+		Listener: ln,
+		Drain:    r.cfg.Timeouts.Shutdown,
+		Logger:   r.logger,
+		Server: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: r.cfg.Timeouts.ReadHeader,
+			IdleTimeout:       r.cfg.Timeouts.Idle,
+			MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(r.logger.Handler(), slog.LevelDebug),
+		},
+	}
+}
+
+func (r *Role) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /health", r.health.Handler())
+	mux.Handle("GET /metrics", r.tel.MetricsHandler())
+	mux.Handle(r.cfg.ForwardAuthPath, r.fwdAuth)
+	mux.Handle("/api/", r.tel.Instrument("/api/v1", r.api.Handler()))
+	return mux
+}
+
+// Reload re-reads the policy and its list files; a bad policy keeps the old
+// one in force.
+func (r *Role) Reload() error {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	pol, files, err := LoadPolicy(r.cfg.PolicyFile)
+	if err != nil {
+		r.reloadFailures.Inc()
+		r.logger.Error("policy reload failed; keeping the previous policy", "file", r.cfg.PolicyFile, "err", err)
+		return err
+	}
+	r.fp.SetPolicy(pol)
+	r.handler.verdicts.reset()
+	r.policyFiles.Store(&files)
+	r.reloads.Inc()
+	r.logger.Info("policy reloaded", "file", r.cfg.PolicyFile, "rules", len(pol.Rules()))
+	return nil
+}
+
+// watchDecisions keeps the in-memory index in step with the store.
+func (r *Role) watchDecisions(ctx context.Context) {
+	for ctx.Err() == nil {
+		ch, err := r.store.WatchDecisions(ctx)
+		if err != nil {
+			r.tel.Error("store")
+			r.logger.Error("watching decisions failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		r.resync(ctx) // changes made before the watch started
+		for c := range ch {
+			switch c.Op {
+			case store.OpPut:
+				if err := r.fp.Index().Upsert(c.Decision); err != nil {
+					r.tel.Error("bad_decision")
+				}
+			case store.OpDelete:
+				if p, err := c.Decision.Prefix(); err == nil {
+					r.fp.Index().Delete(p)
+				}
+			case store.OpResync:
+				r.resync(ctx)
+			}
+		}
+	}
+}
+
+func (r *Role) resync(ctx context.Context) {
+	ds, err := r.store.ListDecisions(ctx)
+	if err != nil {
+		r.tel.Error("store")
+		r.logger.Error("reloading decisions failed", "err", err)
+		return
+	}
+	if err := r.fp.Index().ReplaceAll(ds); err != nil {
+		r.tel.Error("bad_decision")
+	}
+}
+
+// sweep removes expired decisions from memory every second and from the
+// store every minute; lookups ignore expired entries in between.
+func (r *Role) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var n int
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			r.fp.Index().Sweep(now.UnixNano())
+			if n++; n%60 == 0 {
+				if _, err := r.store.PurgeExpiredDecisions(ctx, now); err != nil && ctx.Err() == nil {
+					r.tel.Error("store")
+				}
+			}
+		}
+	}
+}
+
+// consumeEvents drains the event queue. Until the AI service role exists to
+// take them, events are kept in a ring for the API and logged at debug level.
+func (r *Role) consumeEvents(ctx context.Context) {
+	gauge := r.tel.QueueLength("events")
+	for {
+		ev, err := r.queue.Pop(ctx)
+		if err != nil {
+			return
+		}
+		gauge.Set(float64(r.queue.Len()))
+		r.recent.Add(ev)
+		r.logger.Debug("event", "client_ip", ev.ClientIP, "action", ev.Action, "rule", ev.Rule, "path", ev.Path)
+	}
+}
+
+// watchPolicy reloads when the policy file or one of its list files changes.
+// Directories are watched, not files, so that editors that replace the file
+// (write to a temporary file and rename) are noticed too.
+func (r *Role) watchPolicy(ctx context.Context) {
+	if r.cfg.PolicyFile == "" {
+		return
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		r.logger.Warn("cannot watch the policy file; reload with SIGHUP", "err", err)
+		return
+	}
+	defer w.Close()
+	watched := map[string]bool{}
+	rewatch := func() {
+		for _, f := range *r.policyFiles.Load() {
+			dir := filepath.Dir(f)
+			if !watched[dir] {
+				if err := w.Add(dir); err == nil {
+					watched[dir] = true
+				}
+			}
+		}
+	}
+	rewatch()
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			for _, f := range *r.policyFiles.Load() {
+				if filepath.Clean(ev.Name) == filepath.Clean(f) {
+					debounce = time.After(200 * time.Millisecond)
+				}
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			r.logger.Warn("policy file watcher", "err", err)
+		case <-debounce:
+			debounce = nil
+			_ = r.Reload()
+			rewatch()
+		}
+	}
+}
+
+// refreshLists fetches the crawler lists from their sources on a schedule;
+// the embedded snapshot stays in force when a fetch fails.
+func (r *Role) refreshLists(ctx context.Context) {
+	if r.lists.RefreshInterval <= 0 {
+		return
+	}
+	ref := crawlers.NewRefresher(crawlers.RefresherOptions{
+		Client:      &http.Client{Timeout: 30 * time.Second},
+		AIAgentsURL: r.lists.AIAgentsURL,
+		Logger:      r.logger,
+	})
+	failures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "lists_refresh_failures_total", Help: "Crawler list refreshes that failed; the previous lists stay in force.",
+	})
+	r.tel.Registry().MustRegister(failures)
+	t := time.NewTicker(r.lists.RefreshInterval)
+	defer t.Stop()
+	for {
+		cat, err := ref.Refresh(ctx, r.fp.Catalog())
+		if err != nil {
+			failures.Inc()
+			r.logger.Warn("crawler list refresh failed; keeping the current lists", "err", err)
+		} else {
+			r.fp.SetCatalog(cat)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+const defaultBlockPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Access denied</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}</style>
+</head><body><h1>Access denied</h1>
+<p>This site does not serve automated scrapers. If you are a person and think this is a mistake,
+please contact the site's operator and mention the time of your visit.</p>
+</body></html>
+`
+
+func mustPrefixes(list ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(list))
+	for i, s := range list {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
