@@ -24,7 +24,7 @@ type commonFlags struct {
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.configFile, "config", os.Getenv("SCRAPEDEFENSE_CONFIG"), "configuration file (YAML)")
+	fs.StringVar(&c.configFile, "config", os.Getenv(config.EnvConfigFile), "configuration file (YAML)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "data directory (default: data_dir from the config, else under the user's state dir)")
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,9 @@ const MaxFileSize = 1 << 20
 
 // EnvPrefix starts every environment override.
 const EnvPrefix = "SCRAPEDEFENSE_"
+
+// EnvConfigFile names the configuration file when --config is not given.
+const EnvConfigFile = EnvPrefix + "CONFIG"
 
 // Load reads the defaults, then the YAML file (if path is not empty), then
 // environment overrides, and validates the result. Every problem is reported,
@@ -269,10 +273,15 @@ func applyEnv(cfg *Config, environ []string) []error {
 	var errs errList
 	known := make(map[string]bool)
 	setEnv(reflect.ValueOf(cfg).Elem(), "", vars, known, &errs)
+	var unknown []string
 	for k := range vars {
-		if !known[k] {
-			errs.add(k, "unknown environment variable (no such configuration key)")
+		if !known[k] && k != EnvConfigFile {
+			unknown = append(unknown, k)
 		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		errs.add(k, "unknown environment variable (no such configuration key)")
 	}
 	return errs
 }
