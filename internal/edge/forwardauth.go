@@ -76,7 +76,13 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case decision.ActionAllow:
 		w.WriteHeader(code)
 	case decision.ActionThrottle:
+		// nginx auth_request treats anything but 2xx, 401 and 403 as an
+		// internal error, so nginx setups ask for 403 and turn it back into
+		// a 429 from the verdict header (see docs/edge.md).
 		code = http.StatusTooManyRequests
+		if r.URL.Query().Get("throttle_status") == "403" {
+			code = http.StatusForbidden
+		}
 		w.Header().Set("Retry-After", retryAfter(&v))
 		http.Error(w, "Too many requests. Please slow down.", code)
 	default:
