@@ -131,7 +131,7 @@ func New(ctx context.Context, o Options) (*Role, error) {
 	r := &Role{cfg: cfg, lists: o.Config.Lists, store: o.Store, logger: o.Logger.With("role", Name)}
 	r.tel = telemetry.New(Name, o.Build)
 	r.health = telemetry.NewHealth(Name, o.Build)
-	reg := r.tel.Registry()
+	reg := r.tel.Registerer()
 
 	fp, files, err := NewFastPathFromConfig(cfg)
 	if err != nil {
@@ -508,7 +508,7 @@ func (r *Role) refreshLists(ctx context.Context) {
 	failures := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "lists_refresh_failures_total", Help: "Crawler list refreshes that failed; the previous lists stay in force.",
 	})
-	r.tel.Registry().MustRegister(failures)
+	r.tel.Registerer().MustRegister(failures)
 	t := time.NewTicker(r.lists.RefreshInterval)
 	defer t.Stop()
 	for {
