@@ -1,11 +1,9 @@
 package edge
 
 import (
-	"math"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 
 	"github.com/scrapedefense/scrapedefense/internal/decision"
 	"github.com/scrapedefense/scrapedefense/internal/policy"

@@ -226,9 +226,7 @@ func (r *Role) registerMetrics(reg prometheus.Registerer) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "edge_decisions_active", Help: "Decisions held in the edge's in-memory index (IPs and CIDRs).",
 		}, func() float64 { ips, cidrs := r.fp.Index().Len(); return float64(ips + cidrs) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "ratelimit_evictions_total", Help: "Rate-limit table entries evicted to make room for new clients.",
-		}, func() float64 { return float64(r.fp.limiter.Stats().Evictions) }),
+		&limiterCollector{l: r.fp.limiter},
 	)
 	r.tel.QueueLength("events") // created now so that it is exported at 0
 }
@@ -512,11 +510,14 @@ func (r *Role) refreshLists(ctx context.Context) {
 	t := time.NewTicker(r.lists.RefreshInterval)
 	defer t.Stop()
 	for {
+		// A partial failure still returns the sources that did refresh;
+		// the failed ones keep their previous entries.
 		cat, err := ref.Refresh(ctx, r.fp.Catalog())
 		if err != nil {
 			failures.Inc()
-			r.logger.Warn("crawler list refresh failed; keeping the current lists", "err", err)
-		} else {
+			r.logger.Warn("crawler list refresh failed for some sources; they keep their previous lists", "err", err)
+		}
+		if cat != nil && cat != r.fp.Catalog() {
 			r.fp.SetCatalog(cat)
 		}
 		select {
