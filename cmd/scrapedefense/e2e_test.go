@@ -163,6 +163,9 @@ func (s *server) cli(args ...string) string {
 	return string(out)
 }
 
+// testClient never waits forever on a misbehaving server.
+var testClient = &http.Client{Timeout: 15 * time.Second}
+
 type reqOpt func(*http.Request)
 
 func ua(s string) reqOpt { return func(r *http.Request) { r.Header.Set("User-Agent", s) } }
@@ -173,7 +176,7 @@ func hdr(k, v string) reqOpt {
 // browser sets the headers a desktop Chrome sends for a page.
 func browser() reqOpt {
 	return func(r *http.Request) {
-		r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+		r.Header.Set("User-Agent", browserUA)
 		r.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8")
 		r.Header.Set("Accept-Language", "en-GB,en;q=0.9")
 		r.Header.Set("Accept-Encoding", "gzip, deflate, br")
@@ -197,7 +200,7 @@ func get(t *testing.T, url string, opts ...reqOpt) (int, string, http.Header) {
 	for _, o := range opts {
 		o(req)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -225,8 +228,9 @@ func TestServeProtectsDemoSite(t *testing.T) {
 	if code, _, _ := get(t, base+"/", ua(googlebot)); code != http.StatusForbidden {
 		t.Errorf("Googlebot impostor: got %d, want 403", code)
 	}
-	code, robots, _ := get(t, base+"/robots.txt", ua("GPTBot/1.1"))
-	if code != http.StatusOK || !strings.Contains(robots, "GPTBot") {
+	// Declared AI crawlers may read robots.txt, which tells them to go away.
+	code, robots, _ := get(t, base+"/robots.txt", ua("ClaudeBot/1.0"))
+	if code != http.StatusOK || !strings.Contains(robots, "ClaudeBot") {
 		t.Errorf("robots.txt: got %d %.300q", code, robots)
 	}
 
@@ -240,7 +244,7 @@ func TestServeProtectsDemoSite(t *testing.T) {
 			t.Errorf("explain %q: want %q in\n%s", tc.ua, tc.want, out)
 		}
 	}
-	out := s.cli("explain", "--ip", "192.0.2.7", "--header", "Accept-Language: en", "--ua", browserUA)
+	out := s.cli(append([]string{"explain", "--ip", "192.0.2.7"}, browserArgs...)...)
 	if !strings.Contains(out, "verdict: allow") {
 		t.Errorf("explain browser:\n%s", out)
 	}
@@ -258,7 +262,7 @@ func TestServeProtectsDemoSite(t *testing.T) {
 	if throttled == 0 || retry == "" {
 		t.Fatalf("flood: %d throttled, Retry-After %q", throttled, retry)
 	}
-	out = s.cli("explain", "--ip", "127.0.0.1", "--ua", browserUA, "--header", "Accept-Language: en")
+	out = s.cli(append([]string{"explain", "--ip", "127.0.0.1"}, browserArgs...)...)
 	if !strings.Contains(out, "rate-limit") || !strings.Contains(out, "throttle") {
 		t.Errorf("explain flood:\n%s", out)
 	}
@@ -270,8 +274,8 @@ func TestServeProtectsDemoSite(t *testing.T) {
 	}
 	_, metrics, _ := get(t, "http://"+s.admin+"/metrics")
 	for _, want := range []string{
-		`edge_verdicts_total{action="block",rule="block-ai-crawlers"}`,
-		`edge_verdicts_total{action="throttle",rule="rate-limit"}`,
+		`edge_verdicts_total{action="block",rule="ai-crawlers",service="edge"}`,
+		`edge_verdicts_total{action="throttle",rule="rate-limit",service="edge"}`,
 		`http_request_duration_seconds_bucket{code="200",method="GET",route="proxy",service="edge",le="0.005"}`,
 		"build_info", "cpu_usage_percent", "memory_usage_bytes", "events_dropped_total",
 	} {
@@ -282,6 +286,16 @@ func TestServeProtectsDemoSite(t *testing.T) {
 }
 
 const browserUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
+// browserArgs describe a browser request to explain.
+var browserArgs = []string{
+	"--ua", browserUA,
+	"--header", "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+	"--header", "Accept-Language: en-GB,en;q=0.9",
+	"--header", "Accept-Encoding: gzip, deflate, br",
+	"--header", `Sec-Ch-Ua: "Chromium";v="131"`,
+	"--header", "Sec-Fetch-Mode: navigate",
+}
 
 func TestDecisionsSurviveRestartAndExpire(t *testing.T) {
 	dataDir := t.TempDir()
@@ -374,7 +388,7 @@ func TestPolicyHotReload(t *testing.T) {
 	})
 	// A broken policy keeps the old one and counts the failure.
 	writePolicy("version: 1\nrules:\n  - name: broken\n    match: {path_regex: '('}\n    action: block\n")
-	failures := regexp.MustCompile(`(?m)^config_reload_failures_total 1$`)
+	failures := regexp.MustCompile(`(?m)^config_reload_failures_total{service="edge"} 1$`)
 	waitFor("reload failure", func() bool {
 		_, m, _ := get(t, "http://"+s.admin+"/metrics")
 		return failures.MatchString(m)
@@ -384,7 +398,7 @@ func TestPolicyHotReload(t *testing.T) {
 	}
 	// SIGHUP reloads too (the file is still bad: a second failure).
 	_ = s.cmd.Process.Signal(syscall.SIGHUP)
-	failures2 := regexp.MustCompile(`(?m)^config_reload_failures_total 2$`)
+	failures2 := regexp.MustCompile(`(?m)^config_reload_failures_total{service="edge"} 2$`)
 	waitFor("SIGHUP reload", func() bool {
 		_, m, _ := get(t, "http://"+s.admin+"/metrics")
 		return failures2.MatchString(m)
@@ -404,7 +418,9 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 
 	result := make(chan string, 1)
 	go func() {
-		resp, err := http.Get("http://" + s.public + "/slow")
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.public+"/slow", nil)
+		browser()(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			result <- "error: " + err.Error()
 			return

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -58,22 +59,32 @@ func TestNginxForwardAuthSnippet(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(nginx, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	out := &syncBuffer{}
+	out, err := os.Create(filepath.Join(dir, "nginx.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file, not a pipe: nginx's workers would hold a pipe open after the
+	// master exits and Wait would never return.
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // nginx stops its workers on TERM
+		_ = cmd.Wait()
+		out.Close()
+	})
 	base := "http://" + public
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if resp, err := http.Get(base + "/"); err == nil {
+		if resp, err := testClient.Get(base + "/"); err == nil {
 			resp.Body.Close()
 			break
 		}
 		if time.Now().After(deadline) {
 			logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not start: %s\n%s", out, logs)
+			stdout, _ := os.ReadFile(out.Name())
+			t.Fatalf("nginx did not start: %s\n%s", stdout, logs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

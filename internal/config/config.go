@@ -40,7 +40,7 @@ type Edge struct {
 	ClientIPHeaders   []string      `yaml:"client_ip_headers" doc:"Forwarding headers read from trusted proxies, in priority order."`
 	ProxyProtocol     ProxyProtocol `yaml:"proxy_protocol"`
 	PolicyFile        string        `yaml:"policy_file" doc:"YAML policy file (see docs/policy.md). Empty: the built-in default policy. Reloaded on change and on SIGHUP."`
-	AllowVerifiedBots bool          `yaml:"allow_verified_crawlers" doc:"Allow crawlers whose address is inside their operator's published ranges before any other check."`
+	AllowVerifiedBots bool          `yaml:"allow_verified_crawlers" doc:"Allow search crawlers whose address is inside their operator's published ranges before any other check (declared AI crawlers are left to the policy)."`
 	Block             BlockPage     `yaml:"block"`
 	RateLimit         RateLimit     `yaml:"rate_limit"`
 	Robots            Robots        `yaml:"robots"`

@@ -98,8 +98,10 @@ func (f *FastPath) Decide(req *policy.Request, now time.Time, count bool, v *Ver
 		}
 	}
 
-	// 1. Crawlers that prove who they are by their address.
-	if f.allowVerified && req.Crawler.Verified {
+	// 1. Search crawlers that prove who they are by their address. A
+	// declared AI crawler is not let through here even when verified: the
+	// policy decides about it.
+	if f.allowVerified && req.Crawler.Verified && req.Crawler.AIAgent == "" {
 		v.Action, v.Stage, v.Rule = decision.ActionAllow, StageCrawler, StageCrawler.String()
 		return
 	}
