@@ -1,11 +1,19 @@
 -- wrk script: a typical browser page request from many client addresses,
 -- given to the edge through X-Forwarded-For (the edge trusts 127.0.0.1).
--- ADDR_BASE selects the address range: 10.x for allowed traffic, or the
--- blocked benchmark's 198.51.100.0/24 when BLOCKED=1.
+-- Addresses come from 10.x (one /8 per wrk thread) for allowed traffic, or
+-- from the blocked benchmark's 198.51.100.0/24 when BLOCKED=1; DISTINCT=1
+-- makes every request come from a new address.
 local counter = 0
 local thread_id = 0
 local blocked = os.getenv("BLOCKED") == "1"
 local distinct = os.getenv("DISTINCT") == "1"
+
+-- PACE_MS: each connection waits this long after a response before its next
+-- request, for a fixed request rate (connections / PACE_MS per ms).
+local pace = tonumber(os.getenv("PACE_MS") or "")
+if pace then
+  function delay() return pace end
+end
 
 function setup(thread)
   thread:set("thread_id", thread_id)

@@ -5,7 +5,7 @@
 #   bench/edge/run.sh              # all measurements, about 3 minutes
 #   DURATION=5s bench/edge/run.sh  # quicker, noisier
 #
-# Needs wrk, hey and nginx (installs them with apt when missing).
+# Needs wrk and nginx (installs them with apt when missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -14,7 +14,7 @@ CONNS=${CONNS:-64}
 RATE=${RATE:-5000}          # fixed request rate for the latency test
 DISTINCT_REQS=${DISTINCT_REQS:-1000000}
 
-for tool in wrk hey nginx; do
+for tool in wrk nginx; do
 	if ! command -v $tool >/dev/null; then
 		pkg=$tool; [ $tool = nginx ] && pkg=nginx-light
 		sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -62,14 +62,17 @@ rps() {
 	local url=$1; shift
 	env "$@" wrk -t2 -c"$CONNS" -d"$DURATION" -s bench/edge/browser.lua "$url" | awk '/Requests\/sec/ {print $2}'
 }
-# p50 URL: median latency in microseconds at a fixed $RATE req/s from hey
+# p50 URL: "median-µs rate" at about $RATE req/s: wrk paced by the Lua
+# script's delay() (PACE_MS after each response on each of PACED_CONNS
+# connections), so the server is not saturated and latency is not queueing.
+PACED_CONNS=50
 p50() {
 	local url=$1
-	local workers=50
-	hey -z "$DURATION" -c $workers -q $((RATE / workers)) \
-		-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36" \
-		-H "Accept-Language: en-GB,en;q=0.9" -H "X-Forwarded-For: 10.9.8.7" "$url" |
-		awk '/50% in/ {printf "%.0f\n", $3 * 1000000}'
+	PACE_MS=$((PACED_CONNS * 1000 / RATE)) wrk -t2 -c$PACED_CONNS -d"$DURATION" --latency -s bench/edge/browser.lua "$url" |
+		awk '
+			/^ +50%/ { v = $2; if (v ~ /us$/) m = v + 0; else if (v ~ /ms$/) m = v * 1000; else m = v * 1000000 }
+			/Requests\/sec/ { r = $2 }
+			END { printf "%.0f %.0f\n", m, r }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
@@ -79,9 +82,9 @@ nginx_rps=$(rps "http://$NGINX/")
 edge_rps=$(rps "http://$EDGE/")
 blocked_rps=$(rps "http://$EDGE/" BLOCKED=1)
 echo "== latency at $RATE req/s" >&2
-origin_p50=$(p50 "http://$ORIGIN/")
-edge_p50=$(p50 "http://$EDGE/")
-nginx_p50=$(p50 "http://$NGINX/")
+read -r origin_p50 origin_rate < <(p50 "http://$ORIGIN/")
+read -r edge_p50 edge_rate < <(p50 "http://$EDGE/")
+read -r nginx_p50 nginx_rate < <(p50 "http://$NGINX/")
 
 echo "== resident memory after $DISTINCT_REQS requests from distinct addresses" >&2
 # A fresh edge, so the figure is for this load alone.
@@ -107,7 +110,7 @@ cat <<EOF
 | nginx proxy_pass, req/s | ${nginx_rps} | baseline |
 | edge, allowed browser requests, req/s | ${edge_rps} (**$(ratio "$edge_rps" "$nginx_rps")× nginx**) | ≥ 0.5× nginx |
 | edge, blocked by a decision, req/s | ${blocked_rps} (**$(ratio "$blocked_rps" "$origin_rps")× origin**) | ≥ 0.8× origin |
-| median latency at ${RATE} req/s: origin / nginx / edge | ${origin_p50} µs / ${nginx_p50} µs / ${edge_p50} µs | |
+| median latency at ~${RATE} req/s: origin / nginx / edge | ${origin_p50} µs / ${nginx_p50} µs / ${edge_p50} µs (measured rates ${origin_rate} / ${nginx_rate} / ${edge_rate} req/s) | |
 | edge added median latency at ${RATE} req/s | **$((edge_p50 - origin_p50)) µs** (nginx adds $((nginx_p50 - origin_p50)) µs) | ≤ 250 µs |
 | edge RSS after ${n} requests from distinct addresses | **$((rss_after / 1024)) MB** (at start $((rss_before / 1024)) MB) | ≤ 64 MB |
 EOF

@@ -48,6 +48,7 @@ type Edge struct {
 	Upstreams         Transport     `yaml:"transport"`
 	Timeouts          Timeouts      `yaml:"timeouts"`
 	MaxHeaderBytes    int           `yaml:"max_header_bytes" doc:"Largest request header block accepted; larger requests get 431."`
+	Pprof             bool          `yaml:"pprof" doc:"Serve Go profiles at /debug/pprof/ on admin_listen, for performance investigations."`
 	ForwardAuthPath   string        `yaml:"forward_auth_path" doc:"Path of the forward-auth endpoint on admin_listen (nginx auth_request, Caddy forward_auth, Traefik ForwardAuth)."`
 }
 

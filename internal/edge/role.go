@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"net/url"
 	"os"
@@ -342,6 +343,12 @@ func (r *Role) adminHandler() http.Handler {
 	mux.Handle("GET /metrics", r.tel.MetricsHandler())
 	mux.Handle(r.cfg.ForwardAuthPath, r.fwdAuth)
 	mux.Handle("/api/", r.tel.Instrument("/api/v1", r.api.Handler()))
+	if r.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
