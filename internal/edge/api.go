@@ -77,6 +77,9 @@ func (a *API) listDecisions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", err.Error())
 		return
 	}
+	if ds == nil {
+		ds = []decision.Decision{} // an empty list is [], not null
+	}
 	writeJSON(w, http.StatusOK, ds)
 }
 

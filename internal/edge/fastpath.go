@@ -6,7 +6,6 @@ package edge
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -187,6 +186,3 @@ func (f *FastPath) SetRobots(disallowed func(ua, path string) bool) {
 	}
 	f.robots.Store(&robotsRules{disallowed: disallowed})
 }
-
-// lookupAddr unmaps an address parsed from a connection.
-func lookupAddr(a netip.Addr) netip.Addr { return a.Unmap() }

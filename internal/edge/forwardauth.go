@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 
+	"github.com/scrapedefense/scrapedefense/internal/clientip"
 	"github.com/scrapedefense/scrapedefense/internal/decision"
 	"github.com/scrapedefense/scrapedefense/internal/policy"
 )
@@ -88,6 +90,38 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Forbidden", code)
 	}
 	h.tel.ObserveHTTP("forward_auth", r.Method, code, h.now().Sub(start))
+}
+
+// callerResolver finds the client behind a forward-auth caller. The caller
+// is a proxy by definition, so its forwarding headers are read whatever its
+// address; the entries in them are trusted only as edge.trusted_proxies
+// says. Trusting every entry instead would make the leftmost one the
+// client, and that one is whatever the client sent (nginx's
+// $proxy_add_x_forwarded_for keeps it): a blocked client could pick any
+// identity.
+type callerResolver struct{ r *clientip.Resolver }
+
+// callerStandIn takes the caller's place as the peer of the walk: an address
+// from the discard-only prefix 100::/64 (RFC 6666), which no real peer has.
+var callerStandIn = netip.MustParseAddr("100::1")
+
+func newCallerResolver(trusted []netip.Prefix) (*callerResolver, error) {
+	r, err := clientip.NewResolver(
+		slices.Concat(trusted, []netip.Prefix{netip.PrefixFrom(callerStandIn, 128)}),
+		[]string{"X-Forwarded-For", "X-Real-IP", "Forwarded"})
+	if err != nil {
+		return nil, err
+	}
+	return &callerResolver{r: r}, nil
+}
+
+// ClientAddr returns the client's address for a sub-request from peer.
+func (c *callerResolver) ClientAddr(peer netip.Addr, h http.Header) (netip.Addr, error) {
+	addr, err := c.r.ClientAddr(callerStandIn, h)
+	if addr == callerStandIn {
+		addr = peer // no usable header: the caller is the client
+	}
+	return addr, err
 }
 
 func firstHeader(h http.Header, names ...string) string {

@@ -87,8 +87,8 @@ func newReverseProxy(upstream *url.URL, transport http.RoundTripper, logger *slo
 				h.Set("X-Forwarded-Proto", "http")
 			}
 		},
-		Transport:     transport,
-		BufferPool:    newBufferPool(),
+		Transport:  transport,
+		BufferPool: newBufferPool(),
 		// 0: responses with a known length are written in one go (flushing
 		// after every write costs a syscall each); ReverseProxy still flushes
 		// at once for streams (no Content-Length, or text/event-stream).

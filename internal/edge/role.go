@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -156,8 +155,7 @@ func New(ctx context.Context, o Options) (*Role, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge.client_ip_headers: %w", err)
 	}
-	// The forward-auth caller is a proxy by definition: trust every peer.
-	fwdResolver, err := clientip.NewResolver(append(trusted, netip0...), []string{"X-Forwarded-For", "X-Real-IP", "Forwarded"})
+	fwdResolver, err := newCallerResolver(trusted)
 	if err != nil {
 		return nil, err
 	}
@@ -206,9 +204,6 @@ func New(ctx context.Context, o Options) (*Role, error) {
 	r.registerHealth()
 	return r, nil
 }
-
-// netip0 trusts every address: used only for the forward-auth resolver.
-var netip0 = mustPrefixes("0.0.0.0/0", "::/0")
 
 func (r *Role) registerMetrics(reg prometheus.Registerer) {
 	r.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{
@@ -553,11 +548,3 @@ const defaultBlockPage = `<!doctype html>
 please contact the site's operator and mention the time of your visit.</p>
 </body></html>
 `
-
-func mustPrefixes(list ...string) []netip.Prefix {
-	out := make([]netip.Prefix, len(list))
-	for i, s := range list {
-		out[i] = netip.MustParsePrefix(s)
-	}
-	return out
-}
