@@ -43,6 +43,7 @@ type Edge struct {
 	AllowVerifiedBots bool          `yaml:"allow_verified_crawlers" doc:"Allow search crawlers whose address is inside their operator's published ranges before any other check (declared AI crawlers are left to the policy)."`
 	Block             BlockPage     `yaml:"block"`
 	RateLimit         RateLimit     `yaml:"rate_limit"`
+	Challenge         Challenge     `yaml:"challenge"`
 	Robots            Robots        `yaml:"robots"`
 	Events            Events        `yaml:"events"`
 	Upstreams         Transport     `yaml:"transport"`
@@ -72,6 +73,24 @@ type RateLimit struct {
 	IPv4SubnetBits int  `yaml:"ipv4_subnet_bits" doc:"Prefix length that groups IPv4 clients into a subnet."`
 	IPv6SubnetBits int  `yaml:"ipv6_subnet_bits" doc:"Prefix length that groups IPv6 clients into a subnet."`
 	Slots          int  `yaml:"slots" doc:"Entries per limiter table (power of two). Memory is fixed by this, not by the number of clients."`
+}
+
+// Challenge configures the proof-of-work and no-JavaScript challenges
+// (docs/challenge.md).
+type Challenge struct {
+	Status              int           `yaml:"status" doc:"HTTP status of the challenge page."`
+	PassTTL             time.Duration `yaml:"pass_ttl" doc:"How long a solved challenge's pass cookie is honoured."`
+	ChallengeTTL        time.Duration `yaml:"challenge_ttl" doc:"How long an issued challenge may be solved."`
+	MinDifficulty       int           `yaml:"min_difficulty" doc:"Proof-of-work difficulty (leading zero bits of SHA-256) at the challenge threshold."`
+	MaxDifficulty       int           `yaml:"max_difficulty" doc:"Proof-of-work difficulty at max_difficulty_weight and above."`
+	MaxDifficultyWeight int           `yaml:"max_difficulty_weight" doc:"Policy weight at which the difficulty reaches max_difficulty."`
+	NoJSWeightBelow     int           `yaml:"nojs_weight_below" doc:"Requests challenged with a weight below this get the cheap no-JavaScript check instead of proof of work; negative: always proof of work."`
+	NoJSFallbackWait    time.Duration `yaml:"nojs_fallback_wait" doc:"Wait imposed on the proof-of-work page's no-JavaScript fallback."`
+	CookieName          string        `yaml:"cookie_name" doc:"Name of the pass cookie."`
+	KeyFile             string        `yaml:"key_file" doc:"Ed25519 signing keys for passes (PEM; the first signs, the others only verify). Empty: generated, kept in the store and rotated."`
+	KeyRotation         time.Duration `yaml:"key_rotation" doc:"How often the stored signing key is replaced (old keys keep verifying until their passes expire)."`
+	ExemptPaths         []string      `yaml:"exempt_paths" doc:"Path prefixes never challenged, e.g. APIs and webhooks (robots.txt, favicons, /.well-known/ and feeds never are)."`
+	SecureCookie        bool          `yaml:"secure_cookie" doc:"Set the Secure flag on cookies; enable when clients reach the site over TLS."`
 }
 
 // Rate is a number of requests per period with a burst allowance.
@@ -135,6 +154,11 @@ func Default() Config {
 				IPv4SubnetBits: 24,
 				IPv6SubnetBits: 48,
 				Slots:          65536,
+			},
+			Challenge: Challenge{
+				Status: 403, PassTTL: 24 * time.Hour, ChallengeTTL: 5 * time.Minute,
+				MinDifficulty: 14, MaxDifficulty: 20, MaxDifficultyWeight: 40, NoJSWeightBelow: 10,
+				NoJSFallbackWait: 10 * time.Second, CookieName: "scrapedefense_pass", KeyRotation: 7 * 24 * time.Hour,
 			},
 			Robots:          Robots{Serve: true, DisallowAIAgents: true, Refresh: 5 * time.Minute},
 			Events:          Events{QueueSize: 10000},
@@ -213,6 +237,34 @@ func (c *Config) Validate() error {
 	}
 	if s := e.RateLimit.Slots; s < 1024 || s > 1<<24 || s&(s-1) != 0 {
 		errs.add("edge.rate_limit.slots", "must be a power of two between 1024 and 16777216, got %d", s)
+	}
+	ch := e.Challenge
+	if ch.Status < 200 || ch.Status > 599 {
+		errs.add("edge.challenge.status", "must be an HTTP status, got %d", ch.Status)
+	}
+	if ch.PassTTL < time.Minute {
+		errs.add("edge.challenge.pass_ttl", "must be at least 1m, got %s", ch.PassTTL)
+	}
+	if ch.ChallengeTTL < 10*time.Second {
+		errs.add("edge.challenge.challenge_ttl", "must be at least 10s, got %s", ch.ChallengeTTL)
+	}
+	if ch.MinDifficulty < 1 || ch.MinDifficulty > 32 {
+		errs.add("edge.challenge.min_difficulty", "must be between 1 and 32, got %d", ch.MinDifficulty)
+	}
+	if ch.MaxDifficulty < ch.MinDifficulty || ch.MaxDifficulty > 32 {
+		errs.add("edge.challenge.max_difficulty", "must be between min_difficulty and 32, got %d", ch.MaxDifficulty)
+	}
+	if ch.NoJSFallbackWait <= 0 || ch.NoJSFallbackWait >= ch.ChallengeTTL {
+		errs.add("edge.challenge.nojs_fallback_wait", "must be positive and under challenge_ttl, got %s", ch.NoJSFallbackWait)
+	}
+	if ch.CookieName == "" {
+		errs.add("edge.challenge.cookie_name", "is required")
+	}
+	checkFile(&errs, "edge.challenge.key_file", ch.KeyFile)
+	for i, p := range ch.ExemptPaths {
+		if !strings.HasPrefix(p, "/") {
+			errs.add(fmt.Sprintf("edge.challenge.exempt_paths[%d]", i), "must start with /, got %q", p)
+		}
 	}
 	if e.Robots.Refresh < time.Second {
 		errs.add("edge.robots.refresh", "must be at least 1s, got %s", e.Robots.Refresh)

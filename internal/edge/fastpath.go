@@ -25,9 +25,14 @@ const (
 	StageDecision
 	StagePolicy
 	StageRateLimit
+	// StageChallengePass and StageChallengeExempt turn a challenge verdict
+	// into an allow: the client holds a valid pass, or the request is one
+	// that is never challenged (robots.txt, feeds, ...).
+	StageChallengePass
+	StageChallengeExempt
 )
 
-var stageNames = [...]string{"none", "verified-crawler", "decision", "policy", "rate-limit"}
+var stageNames = [...]string{"none", "verified-crawler", "decision", "policy", "rate-limit", "challenge-pass", "challenge-exempt"}
 
 func (s Stage) String() string { return stageNames[s] }
 

@@ -282,14 +282,9 @@ func TestFastPathDecide(t *testing.T) {
 			},
 		},
 		{
-			name:   "fake browser reaches the throttle threshold",
+			name:   "fake browser reaches the challenge threshold",
 			req:    testRequest{addr: client, header: headerWithout(browserUA, "Accept-Language", "Sec-Fetch-Mode", "Sec-Ch-Ua")},
-			action: decision.ActionThrottle, stage: StagePolicy, rule: "threshold:20",
-			check: func(t *testing.T, v *Verdict) {
-				if v.Limit.Count != 1 {
-					t.Errorf("a policy throttle must still be counted by the limiter: %+v", v.Limit)
-				}
-			},
+			action: decision.ActionChallenge, stage: StagePolicy, rule: "threshold:20",
 		},
 		{
 			name:   "weight under the thresholds is allowed but not trivial",
@@ -480,7 +475,7 @@ func TestVerdictExplain(t *testing.T) {
 		{
 			name: "threshold",
 			req:  testRequest{addr: "198.51.100.10", header: headerWithout(browserUA, "Accept-Language", "Sec-Fetch-Mode", "Sec-Ch-Ua")},
-			want: []string{"verdict: throttle\n", "decided by: policy (threshold:20)\n", "rule browser-without-accept-language matched: weight +10 (total 10)\n", "verdict: throttle (weight 20 reached threshold 20)\n"},
+			want: []string{"verdict: challenge\n", "decided by: policy (threshold:20)\n", "rule browser-without-accept-language matched: weight +10 (total 10)\n", "verdict: challenge (weight 20 reached threshold 20)\n"},
 		},
 		{
 			name:   "rate-limit",

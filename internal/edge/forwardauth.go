@@ -65,6 +65,7 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var v Verdict
 	h.fp.Decide(&req, start, true, &v)
+	h.settleChallenge(r, client, &v)
 	h.verdicts.inc(v.Action, v.Rule)
 	if !v.Trivial() {
 		h.queue.TryPush(newEvent(r.Header, &req, &v, start, "forward-auth"))
@@ -86,6 +87,9 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", retryAfter(&v))
 		http.Error(w, "Too many requests. Please slow down.", code)
 	default:
+		// A challenge cannot be served through an auth sub-request: the
+		// verdict header says "challenge" so the proxy can route the client
+		// to the edge (see docs/edge.md); a pass cookie is honoured.
 		code = http.StatusForbidden
 		http.Error(w, "Forbidden", code)
 	}

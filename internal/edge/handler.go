@@ -8,11 +8,13 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scrapedefense/scrapedefense/internal/challenge"
 	"github.com/scrapedefense/scrapedefense/internal/clientip"
 	"github.com/scrapedefense/scrapedefense/internal/decision"
 	"github.com/scrapedefense/scrapedefense/internal/events"
@@ -49,8 +51,12 @@ type Handler struct {
 	blockStatus int
 	blockBody   []byte
 	robotsTxt   func() []byte // nil: pass /robots.txt to the upstream
-	logger      *slog.Logger
-	now         func() time.Time
+	chal        *challenge.Service
+	// decisionChallengeWeight selects the challenge for decisions with the
+	// challenge action, which carry no policy weight.
+	decisionChallengeWeight int
+	logger                  *slog.Logger
+	now                     func() time.Time
 }
 
 // verdictCounter caches edge_verdicts_total children: the label set is
@@ -120,6 +126,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if strings.HasPrefix(r.URL.Path, challenge.Prefix) {
+		h.serveChallengeEndpoint(w, r, client, start)
+		return
+	}
+
 	st.req = policy.Request{
 		Addr:      client,
 		Method:    r.Method,
@@ -130,6 +141,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v := &st.verdict
 	h.fp.Decide(&st.req, start, true, v)
+	h.settleChallenge(r, client, v)
 	h.verdicts.inc(v.Action, v.Rule)
 	if !v.Trivial() {
 		h.emit(r, &st.req, v, start)
@@ -153,12 +165,70 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case decision.ActionThrottle:
 		w.Header().Set("Retry-After", retryAfter(v))
 		h.finish(w, r, start, "throttle", http.StatusTooManyRequests, "Too many requests. Please slow down.")
+	case decision.ActionChallenge:
+		sw := statusWriterPool.Get().(*statusWriter)
+		sw.reset(w)
+		h.chal.Serve(sw, r, client, h.challengeWeight(v))
+		code := sw.code
+		sw.reset(nil)
+		statusWriterPool.Put(sw)
+		h.tel.ObserveHTTP("challenge", r.Method, code, h.now().Sub(start))
 	default:
-		// Challenge and tarpit are rejected at policy load until their
-		// roles exist; a decision carrying them is enforced as a block so
-		// that nothing marked as a bot reaches the site.
+		// Tarpit is rejected at policy load until its role exists; a
+		// decision carrying it is enforced as a block so that nothing
+		// marked as a bot reaches the site.
 		h.block(w, r, start)
 	}
+}
+
+// settleChallenge turns a challenge verdict into an allow when the request
+// must never be challenged or the client holds a valid pass.
+func (h *Handler) settleChallenge(r *http.Request, client netip.Addr, v *Verdict) {
+	if v.Action != decision.ActionChallenge {
+		return
+	}
+	switch {
+	case h.chal.Exempt(r):
+		v.Action, v.Stage, v.Rule = decision.ActionAllow, StageChallengeExempt, StageChallengeExempt.String()
+	case h.chal.CheckPass(r, client):
+		v.Action, v.Stage, v.Rule = decision.ActionAllow, StageChallengePass, StageChallengePass.String()
+	}
+}
+
+func (h *Handler) challengeWeight(v *Verdict) int {
+	if v.Stage == StageDecision {
+		return h.decisionChallengeWeight
+	}
+	return v.Policy.Weight
+}
+
+// serveChallengeEndpoint serves the challenge's own assets and answers
+// (verify, no-JS check) for the resolved client.
+func (h *Handler) serveChallengeEndpoint(w http.ResponseWriter, r *http.Request, client netip.Addr, start time.Time) {
+	sw := statusWriterPool.Get().(*statusWriter)
+	sw.reset(w)
+	h.chal.ServeEndpoint(sw, r, client)
+	code := sw.code
+	sw.reset(nil)
+	statusWriterPool.Put(sw)
+	h.tel.ObserveHTTP(challenge.Prefix, r.Method, code, h.now().Sub(start))
+}
+
+// challengeEvent forwards the challenge's outcomes to the analysis queue:
+// passes are human labels, failures and no-shows bot signals.
+func (h *Handler) challengeEvent(e challenge.Event) {
+	h.queue.TryPush(events.Event{
+		Version:   events.SchemaVersion,
+		Time:      e.Time.UTC(),
+		ClientIP:  e.ClientIP,
+		Method:    e.Method,
+		Path:      e.Path,
+		UserAgent: truncate(e.UserAgent, 512),
+		Action:    decision.ActionChallenge.String(),
+		Stage:     "challenge-" + e.Kind,
+		Rule:      e.Reason,
+		Source:    "challenge",
+	})
 }
 
 func (h *Handler) block(w http.ResponseWriter, r *http.Request, start time.Time) {

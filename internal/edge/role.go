@@ -17,6 +17,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scrapedefense/scrapedefense/internal/challenge"
 	"github.com/scrapedefense/scrapedefense/internal/clientip"
 	"github.com/scrapedefense/scrapedefense/internal/config"
 	"github.com/scrapedefense/scrapedefense/internal/crawlers"
@@ -67,11 +68,11 @@ type Role struct {
 	reloadMu       sync.Mutex
 }
 
-// Available is the set of actions this build can enforce: challenge and
-// tarpit arrive with their own roles.
+// Available is the set of actions this build can enforce: tarpit arrives
+// with its own role.
 func Available(a decision.Action) bool {
 	switch a {
-	case decision.ActionAllow, decision.ActionBlock, decision.ActionThrottle:
+	case decision.ActionAllow, decision.ActionBlock, decision.ActionThrottle, decision.ActionChallenge:
 		return true
 	}
 	return false
@@ -197,6 +198,26 @@ func New(ctx context.Context, o Options) (*Role, error) {
 	}
 	if cfg.Robots.Serve {
 		r.handler.robotsTxt = r.robots.Body
+	}
+	ch := cfg.Challenge
+	r.handler.decisionChallengeWeight = max(ch.NoJSWeightBelow, 0)
+	r.handler.chal, err = challenge.New(ctx, challenge.Config{
+		StatusCode:          ch.Status,
+		PassTTL:             ch.PassTTL,
+		ChallengeTTL:        ch.ChallengeTTL,
+		MinDifficulty:       ch.MinDifficulty,
+		MaxDifficulty:       ch.MaxDifficulty,
+		NoJSWeightBelow:     ch.NoJSWeightBelow,
+		MaxDifficultyWeight: ch.MaxDifficultyWeight,
+		NoJSFallbackWait:    ch.NoJSFallbackWait,
+		CookieName:          ch.CookieName,
+		KeyFile:             ch.KeyFile,
+		KeyRotation:         ch.KeyRotation,
+		ExemptPaths:         ch.ExemptPaths,
+		Secure:              ch.SecureCookie,
+	}, o.Store, reg, r.logger, r.handler.challengeEvent)
+	if err != nil {
+		return nil, fmt.Errorf("edge.challenge: %w", err)
 	}
 	r.fwdAuth = &ForwardAuth{h: r.handler, resolver: fwdResolver}
 	r.api = &API{token: o.APIToken, store: o.Store, fp: fp, recent: r.recent, now: time.Now}

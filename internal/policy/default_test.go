@@ -70,7 +70,7 @@ func TestDefaultPolicy(t *testing.T) {
 		{"chrome over plain http", browser(chromeUA, plainHTTP), decision.ActionNone, "", 10},
 		{"chrome on robots-disallowed path", withRobots(browser(chromeUA, chromeHeaders(), path("/private/x"))), decision.ActionNone, "", 10},
 		{"chrome without accept-language", browser(chromeUA, noLang), decision.ActionNone, "", 10},
-		{"python with chrome ua", browser(chromeUA, requestsWithChromeUA), decision.ActionThrottle, "threshold:20", 20},
+		{"python with chrome ua", browser(chromeUA, requestsWithChromeUA), decision.ActionChallenge, "threshold:20", 20},
 		{"curl with chrome ua", browser(chromeUA, http.Header{"Accept": {"*/*"}}), decision.ActionBlock, "threshold:30", 30},
 		{"curl", curlRequest("/articles/2024/hello"), decision.ActionBlock, "threshold:30", 30},
 		{"curl on robots.txt", curlRequest("/robots.txt"), decision.ActionNone, "", 30},
@@ -80,7 +80,7 @@ func TestDefaultPolicy(t *testing.T) {
 		{"scrapy", browser("Scrapy/2.11.2 (+https://scrapy.org)", requestsWithChromeUA), decision.ActionBlock, "threshold:30", 30},
 		{"wget", browser("Wget/1.21.4", http.Header{"Accept": {"*/*"}}), decision.ActionBlock, "threshold:30", 30},
 		{"headless chrome", browser("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36", chromeHeaders()), decision.ActionBlock, "threshold:30", 30},
-		{"empty user agent", emptyUA, decision.ActionThrottle, "threshold:20", 20},
+		{"empty user agent", emptyUA, decision.ActionChallenge, "threshold:20", 20},
 		{"gptbot verified", gptbotRequest(), decision.ActionBlock, "ai-crawlers", 0},
 		{"gptbot unverified", unverifiedGPT, decision.ActionBlock, "ai-crawlers", 0},
 		{"gptbot reads robots.txt", gptRobots, decision.ActionNone, "", 0},
@@ -115,7 +115,7 @@ func TestDefaultYAMLIsACopy(t *testing.T) {
 // is not delivered yet.
 func TestDefaultRespectsAvailability(t *testing.T) {
 	_, err := Default(LoadOptions{Available: func(a decision.Action) bool {
-		return a == decision.ActionAllow || a == decision.ActionBlock || a == decision.ActionThrottle
+		return a != decision.ActionTarpit
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -12,13 +12,12 @@ import (
 	"github.com/scrapedefense/scrapedefense/internal/decision"
 )
 
-// testOptions makes every action available except challenge and tarpit,
-// like the edge before those roles exist, and reads list files from
-// testdata/lists.
+// testOptions makes every action available except tarpit, like the edge
+// before the tarpit role exists, and reads list files from testdata/lists.
 func testOptions() LoadOptions {
 	return LoadOptions{
 		Available: func(a decision.Action) bool {
-			return a != decision.ActionChallenge && a != decision.ActionTarpit
+			return a != decision.ActionTarpit
 		},
 		ReadFile: func(name string) ([]byte, error) {
 			return os.ReadFile(filepath.Join("testdata", "lists", name))

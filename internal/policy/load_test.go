@@ -119,7 +119,7 @@ x0: &a0 {any: [{method: GET}, {method: GET}, {method: GET}, {method: GET}, {meth
 		{
 			name: "unavailable actions",
 			src:  "version: 1\nthresholds: [{weight: 5, action: challenge}]\nrules: [{name: a, match: {method: GET}, action: tarpit}]\n",
-			opts: testOptions(),
+			opts: LoadOptions{Available: func(a decision.Action) bool { return a != decision.ActionChallenge && a != decision.ActionTarpit }},
 			want: `thresholds[0].action: line 2: action "challenge" is not available (challenges are not enabled)` + "\n" +
 				`rules[0].action: line 3: action "tarpit" is not available (the tarpit role is not enabled)`,
 		},
