@@ -30,6 +30,7 @@ import (
 	"github.com/scrapedefense/scrapedefense/internal/role"
 	"github.com/scrapedefense/scrapedefense/internal/store"
 	"github.com/scrapedefense/scrapedefense/internal/telemetry"
+	"github.com/scrapedefense/scrapedefense/internal/upstream"
 )
 
 // Name is the role name.
@@ -46,21 +47,22 @@ type Options struct {
 
 // Role is the edge service.
 type Role struct {
-	cfg      config.Edge
-	lists    config.Lists
-	store    store.Store
-	logger   *slog.Logger
-	tel      *telemetry.Telemetry
-	health   *telemetry.Health
-	fp       *FastPath
-	handler  *Handler
-	queue    *events.Queue
-	recent   *events.Recent
-	api      *API
-	fwdAuth  *ForwardAuth
-	upstream *url.URL
-	demo     bool
-	robots   *robotsCache
+	cfg       config.Edge
+	lists     config.Lists
+	store     store.Store
+	logger    *slog.Logger
+	tel       *telemetry.Telemetry
+	health    *telemetry.Health
+	fp        *FastPath
+	handler   *Handler
+	queue     *events.Queue
+	recent    *events.Recent
+	api       *API
+	fwdAuth   *ForwardAuth
+	upstream  *url.URL
+	demo      bool
+	robots    *robotsCache
+	transport *upstream.Transport
 
 	reloadFailures prometheus.Counter
 	reloads        prometheus.Counter
@@ -177,12 +179,20 @@ func New(ctx context.Context, o Options) (*Role, error) {
 
 	r.queue = events.NewQueue(cfg.Events.QueueSize)
 	r.recent = events.NewRecent(1000)
-	transport := newTransport(TransportOptions{
+	// Plain GET/HEAD requests (nearly all page views) go through the
+	// low-latency transport; bodies, upgrades and TLS through the stdlib one.
+	transport := upstream.NewTransport(upstream.Options{
+		MaxIdleConns:          cfg.Upstreams.MaxIdleConnsPerHost,
+		MaxConns:              cfg.Upstreams.MaxConnsPerHost,
+		DialTimeout:           cfg.Upstreams.DialTimeout,
+		ResponseHeaderTimeout: cfg.Upstreams.ResponseTimeout,
+	}, newTransport(TransportOptions{
 		MaxIdleConnsPerHost: cfg.Upstreams.MaxIdleConnsPerHost,
 		MaxConnsPerHost:     cfg.Upstreams.MaxConnsPerHost,
 		DialTimeout:         cfg.Upstreams.DialTimeout,
 		ResponseTimeout:     cfg.Upstreams.ResponseTimeout,
-	})
+	}))
+	r.transport = transport
 	r.robots = newRobotsCache(transport, cfg.Robots, fp)
 	r.handler = &Handler{
 		fp:          fp,
@@ -244,6 +254,7 @@ func (r *Role) registerMetrics(reg prometheus.Registerer) {
 			Name: "edge_decisions_active", Help: "Decisions held in the edge's in-memory index (IPs and CIDRs).",
 		}, func() float64 { ips, cidrs := r.fp.Index().Len(); return float64(ips + cidrs) }),
 		&limiterCollector{l: r.fp.limiter},
+		&upstreamCollector{t: r.transport},
 	)
 	r.tel.QueueLength("events") // created now so that it is exported at 0
 }

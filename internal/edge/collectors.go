@@ -4,7 +4,32 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scrapedefense/scrapedefense/internal/ratelimit"
+	"github.com/scrapedefense/scrapedefense/internal/upstream"
 )
+
+// upstreamCollector exports the upstream connection pool.
+type upstreamCollector struct{ t *upstream.Transport }
+
+var (
+	upstreamConnsDesc = prometheus.NewDesc("upstream_connections",
+		"Connections to the upstream by state.", []string{"state"}, nil)
+	upstreamEventsDesc = prometheus.NewDesc("upstream_connection_events_total",
+		"Upstream connection pool events: dial (new connection), reuse (from the pool), stale_retry (pooled connection closed by the upstream, retried), fallback (request sent through the standard transport).", []string{"event"}, nil)
+)
+
+func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- upstreamConnsDesc
+	ch <- upstreamEventsDesc
+}
+
+func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.t.Stats()
+	ch <- prometheus.MustNewConstMetric(upstreamConnsDesc, prometheus.GaugeValue, float64(st.Idle), "idle")
+	ch <- prometheus.MustNewConstMetric(upstreamConnsDesc, prometheus.GaugeValue, float64(st.Open-st.Idle), "busy")
+	for ev, n := range map[string]uint64{"dial": st.Dials, "reuse": st.Reuses, "stale_retry": st.StaleRetries, "fallback": st.Fallbacks} {
+		ch <- prometheus.MustNewConstMetric(upstreamEventsDesc, prometheus.CounterValue, float64(n), ev)
+	}
+}
 
 // limiterCollector exports the rate limiter's fixed tables: how full they
 // are and how often new clients pushed others out.
