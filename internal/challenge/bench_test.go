@@ -1,9 +1,7 @@
 package challenge
 
 import (
-	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -84,8 +82,8 @@ func BenchmarkExempt(b *testing.B) {
 	}
 }
 
-// BenchmarkServe issues a proof-of-work page: random id, record written to
-// the embedded store (group commit, no fsync in tests), page rendered.
+// BenchmarkServe issues a proof-of-work page: random id and seed, record
+// sealed (HMAC-SHA256) into the page, page rendered. No store access.
 func BenchmarkServe(b *testing.B) {
 	s := newTestService(b, Config{}, nil)
 	r := browserRequest(http.MethodGet, "/articles/1?page=2", nil)
@@ -111,69 +109,30 @@ func BenchmarkServeParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkVerifyPoW is a full accepted solution: record read, hash check,
-// spent marker (SetNX), pass signed.
+// BenchmarkVerifyPoW is a full accepted solution: seal checked, hash
+// checked, spent marker written to the embedded store (SetNX), pass signed.
 func BenchmarkVerifyPoW(b *testing.B) {
 	s := newTestService(b, Config{MinDifficulty: 1, MaxDifficulty: 1}, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
 		ch := s.issue(b, "/", 40)
-		nonce := solve(b, ch.id, 1)
+		nonce := solve(b, ch.seed, 1)
 		b.StartTimer()
-		if res := s.submit(b, testClient, ch.id, nonce, "1"); res.StatusCode != http.StatusSeeOther {
+		if res := s.submit(b, testClient, ch.challenge, nonce, "1"); res.StatusCode != http.StatusSeeOther {
 			b.Fatalf("status %d", res.StatusCode)
 		}
 	}
 }
 
-// memKV is a map-backed store.KV without TTL handling, to separate the
-// service's own cost from the embedded store's write transaction.
-type memKV struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (k *memKV) Get(_ context.Context, key string) ([]byte, bool, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	v, ok := k.m[key]
-	return v, ok, nil
-}
-
-func (k *memKV) Set(_ context.Context, key string, value []byte, _ time.Duration) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m[key] = value
-	return nil
-}
-
-func (k *memKV) SetNX(_ context.Context, key string, value []byte, _ time.Duration) (bool, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if _, ok := k.m[key]; ok {
-		return false, nil
-	}
-	k.m[key] = value
-	return true, nil
-}
-
-func (k *memKV) Delete(_ context.Context, key string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	delete(k.m, key)
-	return nil
-}
-
-// BenchmarkServeMemKV is BenchmarkServe over an in-memory KV: the cost of
-// the challenge itself (random id, record, page), without the store.
-func BenchmarkServeMemKV(b *testing.B) {
-	s := newTestService(b, Config{}, &memKV{m: make(map[string][]byte)})
-	r := browserRequest(http.MethodGet, "/articles/1?page=2", nil)
-	w := &discardWriter{h: make(http.Header)}
+// BenchmarkOpenRecord is the seal check of a submitted record.
+func BenchmarkOpenRecord(b *testing.B) {
+	s := newTestService(b, Config{}, nil)
+	ch := s.issue(b, "/articles/1?page=2", 40)
 	b.ReportAllocs()
 	for b.Loop() {
-		clear(w.h)
-		s.Serve(w, r, testClient, 40)
+		if _, why := s.openRecord(ch.challenge); why != "" {
+			b.Fatal(why)
+		}
 	}
 }

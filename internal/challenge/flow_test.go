@@ -9,16 +9,19 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/scrapedefense/scrapedefense/internal/store"
 )
 
 // noJSGet follows a no-JS link with the given challenge cookie.
 func (s *testService) noJSGet(t testing.TB, client netip.Addr, id, cookie string) *http.Response {
 	t.Helper()
-	r := browserRequest(http.MethodGet, Prefix+"nojs?id="+id, nil)
+	r := browserRequest(http.MethodGet, Prefix+"nojs?challenge="+id, nil)
 	if cookie != "" {
 		r.AddCookie(&http.Cookie{Name: s.challengeCookie, Value: cookie})
 	}
@@ -83,10 +86,10 @@ func TestPoWFlow(t *testing.T) {
 		t.Fatal("no challenge cookie set")
 	}
 	diff, _ := strconv.Atoi(ch.difficulty)
-	nonce := solve(t, ch.id, diff)
+	nonce := solve(t, ch.seed, diff)
 
 	s.clock.Advance(1500 * time.Millisecond)
-	res := s.submit(t, testClient, ch.id, nonce, ch.difficulty)
+	res := s.submit(t, testClient, ch.challenge, nonce, ch.difficulty)
 	if res.StatusCode != http.StatusSeeOther {
 		body, _ := io.ReadAll(res.Body)
 		t.Fatalf("verify: status %d\n%s", res.StatusCode, body)
@@ -117,7 +120,7 @@ func TestPoWFlow(t *testing.T) {
 	}
 
 	// The same solution again is a replay.
-	res = s.submit(t, testClient, ch.id, nonce, ch.difficulty)
+	res = s.submit(t, testClient, ch.challenge, nonce, ch.difficulty)
 	if res.StatusCode != http.StatusForbidden || passCookie(t, s, res) != nil {
 		t.Errorf("replay: status %d", res.StatusCode)
 	}
@@ -129,26 +132,38 @@ func TestPoWFlow(t *testing.T) {
 func TestVerifyRejections(t *testing.T) {
 	s := newTestService(t, Config{}, nil)
 	pow := s.issue(t, "/", 40)
-	nonce := solve(t, pow.id, 10)
+	nonce := solve(t, pow.seed, 10)
 	bad := "0"
-	for workBits(pow.id, bad) >= 10 {
+	for workBits(pow.seed, bad) >= 10 {
 		bad += "1"
 	}
 	nojs := s.issue(t, "/", 0)
-	unknown := strings.Repeat("ab", 16)
+	// Another character in the middle changes the id: the seal no longer
+	// matches.
+	mid := len(pow.challenge) / 2
+	flip := byte('A')
+	if pow.challenge[mid] == 'A' {
+		flip = 'B'
+	}
+	tampered := pow.challenge[:mid] + string(flip) + pow.challenge[mid+1:]
+	foreign := resealWithNewKey(t, s, pow.challenge)
 
 	tests := []struct {
-		name                  string
-		client                string
-		id, nonce, difficulty string
-		want                  reason
+		name                         string
+		client                       string
+		challenge, nonce, difficulty string
+		want                         reason
 	}{
-		{"insufficient work", "", pow.id, bad, "10", reasonInsufficientWork},
-		{"wrong difficulty", "", pow.id, nonce, "9", reasonWrongDifficulty},
-		{"non-numeric nonce", "", pow.id, "12ab", "10", reasonBadNonce},
-		{"unknown challenge", "", unknown, nonce, "10", reasonUnknownChallenge},
-		{"foreign prefix", "203.0.113.5", pow.id, nonce, "10", reasonForeignPrefix},
-		{"no-JS challenge", "", nojs.id, nonce, "10", reasonWrongMethod},
+		{"insufficient work", "", pow.challenge, bad, "10", reasonInsufficientWork},
+		{"wrong difficulty", "", pow.challenge, nonce, "9", reasonWrongDifficulty},
+		{"non-numeric nonce", "", pow.challenge, "12ab", "10", reasonBadNonce},
+		{"tampered record", "", tampered, nonce, "10", reasonTampered},
+		{"unknown key", "", foreign, nonce, "10", reasonUnknownKey},
+		{"truncated record", "", pow.challenge[:minSealedEncodedLen-1], nonce, "10", reasonBadForm},
+		{"record not base64", "", strings.Repeat("*", minSealedEncodedLen), nonce, "10", reasonBadForm},
+		{"record not canonical", "", pow.challenge[:len(pow.challenge)-1] + "_", nonce, "10", reasonBadForm},
+		{"foreign prefix", "203.0.113.5", pow.challenge, nonce, "10", reasonForeignPrefix},
+		{"no-JS challenge", "", nojs.challenge, nonce, "10", reasonWrongMethod},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,7 +172,7 @@ func TestVerifyRejections(t *testing.T) {
 				client = netip.MustParseAddr(tt.client)
 			}
 			before := s.failures("pow", tt.want)
-			res := s.submit(t, client, tt.id, tt.nonce, tt.difficulty)
+			res := s.submit(t, client, tt.challenge, tt.nonce, tt.difficulty)
 			if res.StatusCode != http.StatusForbidden || passCookie(t, s, res) != nil {
 				t.Errorf("status %d", res.StatusCode)
 			}
@@ -168,7 +183,7 @@ func TestVerifyRejections(t *testing.T) {
 	}
 
 	t.Run("wrong ua", func(t *testing.T) {
-		r := browserRequest(http.MethodPost, Prefix+"verify", strings.NewReader("id="+pow.id+"&nonce="+nonce+"&difficulty=10"))
+		r := browserRequest(http.MethodPost, Prefix+"verify", strings.NewReader("challenge="+pow.challenge+"&nonce="+nonce+"&difficulty=10"))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.Header.Set("User-Agent", "python-requests/2.31")
 		w := httptest.NewRecorder()
@@ -178,11 +193,12 @@ func TestVerifyRejections(t *testing.T) {
 		}
 	})
 	t.Run("not a form", func(t *testing.T) {
+		before := s.failures("pow", reasonBadForm)
 		r := browserRequest(http.MethodPost, Prefix+"verify", strings.NewReader(`{"id":1}`))
 		r.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
 		s.ServeEndpoint(w, r, testClient)
-		if w.Code != http.StatusForbidden || s.failures("pow", reasonBadForm) != 1 {
+		if w.Code != http.StatusForbidden || s.failures("pow", reasonBadForm) != before+1 {
 			t.Errorf("status %d", w.Code)
 		}
 	})
@@ -204,7 +220,7 @@ func TestVerifyRejections(t *testing.T) {
 	})
 
 	// After every failed attempt the right solution still works.
-	if res := s.submit(t, testClient, pow.id, nonce, "10"); res.StatusCode != http.StatusSeeOther {
+	if res := s.submit(t, testClient, pow.challenge, nonce, "10"); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("good solution after failures: %d", res.StatusCode)
 	}
 }
@@ -212,27 +228,27 @@ func TestVerifyRejections(t *testing.T) {
 func TestNoJSFlow(t *testing.T) {
 	s := newTestService(t, Config{}, nil)
 	ch := s.issue(t, "/blog/post", 0)
-	if !strings.Contains(ch.page, `<meta http-equiv="refresh" content="1;url=`+Prefix+`nojs?id=`+ch.id+`">`) {
+	if !strings.Contains(ch.page, `<meta http-equiv="refresh" content="1;url=`+Prefix+`nojs?challenge=`+ch.challenge+`">`) {
 		t.Fatalf("no meta refresh in page:\n%s", ch.page)
 	}
 
 	// An HTTP library that keeps no cookies fails.
-	res := s.noJSGet(t, testClient, ch.id, "")
+	res := s.noJSGet(t, testClient, ch.challenge, "")
 	if res.StatusCode != http.StatusForbidden || s.failures("nojs", reasonNoCookie) != 1 {
 		t.Fatalf("without cookie: %d", res.StatusCode)
 	}
 	// Too soon: refused with a page that retries after the rest of the wait.
-	res = s.noJSGet(t, testClient, ch.id, ch.browserCookie)
+	res = s.noJSGet(t, testClient, ch.challenge, ch.browserCookie)
 	body, _ := io.ReadAll(res.Body)
 	if res.StatusCode != http.StatusForbidden || s.failures("nojs", reasonTooFast) != 1 {
 		t.Fatalf("too fast: %d", res.StatusCode)
 	}
-	if !strings.Contains(string(body), `http-equiv="refresh" content="1;url=`+Prefix+`nojs?id=`+ch.id) {
+	if !strings.Contains(string(body), `http-equiv="refresh" content="1;url=`+Prefix+`nojs?challenge=`+ch.challenge) {
 		t.Errorf("too-fast page does not retry:\n%s", body)
 	}
 
 	s.clock.Advance(time.Second)
-	res = s.noJSGet(t, testClient, ch.id, ch.browserCookie)
+	res = s.noJSGet(t, testClient, ch.challenge, ch.browserCookie)
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/blog/post" {
 		t.Fatalf("after wait: %d %s", res.StatusCode, res.Header.Get("Location"))
 	}
@@ -243,7 +259,7 @@ func TestNoJSFlow(t *testing.T) {
 	if got := s.passes(methodNoJS); got != 1 {
 		t.Errorf("passed{nojs} = %v", got)
 	}
-	res = s.noJSGet(t, testClient, ch.id, ch.browserCookie)
+	res = s.noJSGet(t, testClient, ch.challenge, ch.browserCookie)
 	if res.StatusCode != http.StatusForbidden || s.failures("nojs", reasonReplayed) != 1 {
 		t.Errorf("replay: %d", res.StatusCode)
 	}
@@ -261,14 +277,14 @@ func TestFallbackFlow(t *testing.T) {
 		t.Fatalf("no noscript refresh:\n%s", ch.page)
 	}
 	s.clock.Advance(time.Second)
-	if res := s.noJSGet(t, testClient, ch.id, ch.browserCookie); res.StatusCode != http.StatusForbidden {
+	if res := s.noJSGet(t, testClient, ch.challenge, ch.browserCookie); res.StatusCode != http.StatusForbidden {
 		t.Fatalf("fallback after 1 s of 3: %d", res.StatusCode)
 	}
 	if got := s.failures("fallback", reasonTooFast); got != 1 {
 		t.Errorf("too_fast{fallback} = %v", got)
 	}
 	s.clock.Advance(2 * time.Second)
-	res := s.noJSGet(t, testClient, ch.id, ch.browserCookie)
+	res := s.noJSGet(t, testClient, ch.challenge, ch.browserCookie)
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("fallback after wait: %d", res.StatusCode)
 	}
@@ -305,7 +321,7 @@ func TestServeReusesBrowserCookieAndSanitisesReturn(t *testing.T) {
 	if len(w.Result().Cookies()) != 0 {
 		t.Error("challenge cookie replaced although valid")
 	}
-	id := between(w.Body.String(), "nojs?id=", `"`)
+	id := between(w.Body.String(), "nojs?challenge=", `"`)
 	s.clock.Advance(time.Second)
 	res := s.noJSGet(t, testClient, id, first.browserCookie)
 	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || loc != "/" {
@@ -351,8 +367,8 @@ func TestAssets(t *testing.T) {
 func TestHandlerClientFromContext(t *testing.T) {
 	s := newTestService(t, Config{}, nil)
 	ch := s.issue(t, "/", 40)
-	nonce := solve(t, ch.id, 10)
-	body := "id=" + ch.id + "&nonce=" + nonce + "&difficulty=10"
+	nonce := solve(t, ch.seed, 10)
+	body := "challenge=" + ch.challenge + "&nonce=" + nonce + "&difficulty=10"
 
 	// The peer address is a proxy in another network; the context carries
 	// the client the edge resolved.
@@ -379,12 +395,12 @@ func TestTwoServicesOneStore(t *testing.T) {
 	}
 
 	ch := a.issue(t, "/shared", 40)
-	nonce := solve(t, ch.id, 10)
-	res := a.submit(t, testClient, ch.id, nonce, ch.difficulty)
+	nonce := solve(t, ch.seed, 10)
+	res := a.submit(t, testClient, ch.challenge, nonce, ch.difficulty)
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("a: %d", res.StatusCode)
 	}
-	res = b.submit(t, testClient, ch.id, nonce, ch.difficulty)
+	res = b.submit(t, testClient, ch.challenge, nonce, ch.difficulty)
 	if res.StatusCode != http.StatusForbidden || b.failures("pow", reasonReplayed) != 1 {
 		t.Fatalf("b accepted a replay: %d", res.StatusCode)
 	}
@@ -395,8 +411,8 @@ func TestTwoServicesOneStore(t *testing.T) {
 
 	// A challenge issued by b can be solved at a, once.
 	ch = b.issue(t, "/other", 40)
-	nonce = solve(t, ch.id, 10)
-	res = a.submit(t, testClient, ch.id, nonce, ch.difficulty)
+	nonce = solve(t, ch.seed, 10)
+	res = a.submit(t, testClient, ch.challenge, nonce, ch.difficulty)
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("a refuses b's challenge: %d", res.StatusCode)
 	}
@@ -404,20 +420,20 @@ func TestTwoServicesOneStore(t *testing.T) {
 	if !b.CheckPass(withPass(b, "/", passFromA.Value), testClient) {
 		t.Error("b refuses a pass issued by a")
 	}
-	if res := b.submit(t, testClient, ch.id, nonce, ch.difficulty); res.StatusCode != http.StatusForbidden {
+	if res := b.submit(t, testClient, ch.challenge, nonce, ch.difficulty); res.StatusCode != http.StatusForbidden {
 		t.Errorf("b accepted its own challenge twice: %d", res.StatusCode)
 	}
 
 	// Concurrent submissions of one solution: exactly one wins.
 	ch = a.issue(t, "/race", 40)
-	nonce = solve(t, ch.id, 10)
+	nonce = solve(t, ch.seed, 10)
 	results := make(chan int, 8)
 	for i := range 8 {
 		srv := a
 		if i%2 == 1 {
 			srv = b
 		}
-		go func() { results <- srv.submit(t, testClient, ch.id, nonce, ch.difficulty).StatusCode }()
+		go func() { results <- srv.submit(t, testClient, ch.challenge, nonce, ch.difficulty).StatusCode }()
 	}
 	won := 0
 	for range 8 {
@@ -435,23 +451,158 @@ func (s *testService) submitFresh(t testing.TB) *http.Response {
 	t.Helper()
 	ch := s.issue(t, "/", 40)
 	d, _ := strconv.Atoi(ch.difficulty)
-	return s.submit(t, testClient, ch.id, solve(t, ch.id, d), ch.difficulty)
+	return s.submit(t, testClient, ch.challenge, solve(t, ch.seed, d), ch.difficulty)
 }
 
-// TestStoreFailure: a failing store is reported as unavailable, never a pass.
+// TestStoreFailure: issuing never touches the store, so it works while the
+// store is down; a solution then is reported as unavailable, never a pass,
+// and still counts once the store is back.
 func TestStoreFailure(t *testing.T) {
 	kv := &failingKV{KV: openStore(t)}
 	s := newTestService(t, Config{}, kv)
 	kv.fail = true
-	w := httptest.NewRecorder()
-	s.Serve(w, browserRequest(http.MethodGet, "/", nil), testClient, 40)
-	if w.Code != http.StatusServiceUnavailable {
-		t.Errorf("serve with failing store: %d", w.Code)
+	for _, weight := range []int{0, 40} {
+		w := httptest.NewRecorder()
+		s.Serve(w, browserRequest(http.MethodGet, "/", nil), testClient, weight)
+		if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "challenge=") {
+			t.Errorf("weight %d: serve with failing store: %d", weight, w.Code)
+		}
 	}
-	res := s.submit(t, testClient, strings.Repeat("ab", 16), "1", "10")
+	ch := s.issue(t, "/after", 40)
+	nonce := solve(t, ch.seed, 10)
+	res := s.submit(t, testClient, ch.challenge, nonce, ch.difficulty)
 	if res.StatusCode != http.StatusServiceUnavailable || passCookie(t, s, res) != nil {
 		t.Errorf("verify with failing store: %d", res.StatusCode)
 	}
+	if got := s.failures("pow", reasonStoreError); got != 1 {
+		t.Errorf("store_error failures = %v", got)
+	}
+	kv.fail = false
+	if res := s.submit(t, testClient, ch.challenge, nonce, ch.difficulty); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("verify after the store recovered: %d", res.StatusCode)
+	}
+}
+
+// TestServeWritesNothing: issuing challenges leaves the store as it was;
+// only an accepted solution writes its spent marker.
+func TestServeWritesNothing(t *testing.T) {
+	kv := &countingKV{KV: openStore(t)}
+	s := newTestService(t, Config{}, kv)
+	kv.reset()
+	var last issued
+	for i := range 50 {
+		last = s.issue(t, "/page/"+strconv.Itoa(i), i)
+	}
+	if n := kv.calls(); n != 0 {
+		t.Fatalf("issuing 50 challenges made %d store calls", n)
+	}
+	res := s.submit(t, testClient, last.challenge, solve(t, last.seed, 10), last.difficulty)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("verify: %d", res.StatusCode)
+	}
+	if kv.setNX.Load() != 1 || kv.calls() != 1 {
+		t.Errorf("accepted solution: %d SetNX, %d store calls; want one SetNX", kv.setNX.Load(), kv.calls())
+	}
+}
+
+// TestRecordExpiry: a record is refused as expired once ChallengeTTL has
+// passed, on both paths.
+func TestRecordExpiry(t *testing.T) {
+	s := newTestService(t, Config{ChallengeTTL: time.Minute}, nil)
+	pow := s.issue(t, "/", 40)
+	nojs := s.issue(t, "/", 0)
+	nonce := solve(t, pow.seed, 10)
+	s.clock.Advance(time.Minute)
+	if res := s.submit(t, testClient, pow.challenge, nonce, pow.difficulty); res.StatusCode != http.StatusForbidden {
+		t.Errorf("expired pow: %d", res.StatusCode)
+	}
+	if res := s.noJSGet(t, testClient, nojs.challenge, nojs.browserCookie); res.StatusCode != http.StatusForbidden {
+		t.Errorf("expired nojs: %d", res.StatusCode)
+	}
+	if s.failures("pow", reasonExpired) != 1 || s.failures("nojs", reasonExpired) != 1 {
+		t.Errorf("expired failures: pow %v, nojs %v", s.failures("pow", reasonExpired), s.failures("nojs", reasonExpired))
+	}
+}
+
+// TestRecordKeyRotation: a record sealed before a rotation is accepted while
+// its key is still in the keyring, and refused as unknown_key after.
+func TestRecordKeyRotation(t *testing.T) {
+	s := newTestService(t, Config{}, nil)
+	before := s.issue(t, "/a", 40)
+	dropped := s.issue(t, "/b", 40)
+	old := s.keys.Load()
+	next, err := generateKey(s.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.keys.Store(&keyring{keys: append([]signingKey{next}, old.keys...)})
+	if res := s.submit(t, testClient, before.challenge, solve(t, before.seed, 10), before.difficulty); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("record sealed by the previous key: %d", res.StatusCode)
+	}
+	after := s.issue(t, "/c", 40)
+	if rec, why := s.openRecord(after.challenge); why != "" || rec.key != next.id {
+		t.Errorf("new record not sealed by the new key: %q", why)
+	}
+	s.keys.Store(&keyring{keys: []signingKey{next}})
+	if res := s.submit(t, testClient, dropped.challenge, solve(t, dropped.seed, 10), dropped.difficulty); res.StatusCode != http.StatusForbidden {
+		t.Errorf("record sealed by a dropped key: %d", res.StatusCode)
+	}
+	if got := s.failures("pow", reasonUnknownKey); got != 1 {
+		t.Errorf("unknown_key failures = %v", got)
+	}
+}
+
+// resealWithNewKey returns the record in sealed, sealed again by a key the
+// service does not have.
+func resealWithNewKey(t testing.TB, s *testService, sealed string) string {
+	t.Helper()
+	rec, why := s.openRecord(sealed)
+	if why != "" {
+		t.Fatalf("open record: %s", why)
+	}
+	k, err := generateKey(s.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.key = k.id
+	return string(rec.seal(nil, k.mac))
+}
+
+// countingKV counts calls to the KV it wraps.
+type countingKV struct {
+	KV                   store.KV
+	get, set, setNX, del atomic.Int64
+}
+
+func (c *countingKV) reset() {
+	c.get.Store(0)
+	c.set.Store(0)
+	c.setNX.Store(0)
+	c.del.Store(0)
+}
+
+func (c *countingKV) calls() int64 {
+	return c.get.Load() + c.set.Load() + c.setNX.Load() + c.del.Load()
+}
+
+func (c *countingKV) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	c.get.Add(1)
+	return c.KV.Get(ctx, key)
+}
+
+func (c *countingKV) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	c.set.Add(1)
+	return c.KV.Set(ctx, key, value, ttl)
+}
+
+func (c *countingKV) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	c.setNX.Add(1)
+	return c.KV.SetNX(ctx, key, value, ttl)
+}
+
+func (c *countingKV) Delete(ctx context.Context, key string) error {
+	c.del.Add(1)
+	return c.KV.Delete(ctx, key)
 }
 
 type failingKV struct {

@@ -2,6 +2,7 @@ package challenge
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -71,16 +72,41 @@ func FuzzParseToken(f *testing.F) {
 	})
 }
 
+// fuzzGoodRecord is a proof-of-work record for testClient and testUA,
+// sealed by the fuzz service: fixed id, seed and clock make it the same on
+// every run, so that a committed seed can carry it.
+func fuzzGoodRecord(s *Service) (sealed, nonce string) {
+	signer := s.keys.Load().signer()
+	rec := record{method: methodPoW, difficulty: 8, key: signer.id, issued: fuzzEpoch,
+		expires: fuzzEpoch.Add(s.cfg.ChallengeTTL), wait: s.cfg.NoJSFallbackWait,
+		prefix: prefixOf(testClient), uaHash: hashUA(testUA), returnTo: "/fuzz"}
+	for i := range rec.id {
+		rec.id[i], rec.seed[i], rec.browser[i] = byte(i), byte(0x80+i), 0x5a
+	}
+	for n := 0; ; n++ {
+		nonce = strconv.Itoa(n)
+		if enoughWork(&rec.seed, nonce, rec.difficulty) {
+			break
+		}
+	}
+	return string(rec.seal(nil, signer.mac)), nonce
+}
+
+// FuzzVerifyForm feeds the verify form and the no-JS query with arbitrary
+// bytes: nothing but the one genuine record with enough work may earn a
+// pass, and nothing may panic.
 func FuzzVerifyForm(f *testing.F) {
 	s := fuzzService(f)
-	id := strings.Repeat("0f", 16)
+	good, nonce := fuzzGoodRecord(s)
 	for _, seed := range []string{
-		"id=" + id + "&nonce=12345&difficulty=8",
-		"id=" + id + "&nonce=18446744073709551616&difficulty=8",
-		"id=" + id + "&nonce=abc&difficulty=8",
-		"id=" + id + "&nonce=1&nonce=2&difficulty=8",
-		"id=%zz&nonce=1&difficulty=8",
-		"id=" + id + ";nonce=1",
+		"challenge=" + good + "&nonce=" + nonce + "&difficulty=8",
+		"challenge=" + good + "&nonce=12345&difficulty=8",
+		"challenge=" + good + "&nonce=18446744073709551616&difficulty=8",
+		"challenge=" + good + "&nonce=abc&difficulty=8",
+		"challenge=" + good + "&nonce=1&nonce=2&difficulty=8",
+		"challenge=" + good[:len(good)-1] + "&nonce=" + nonce + "&difficulty=8",
+		"challenge=%zz&nonce=1&difficulty=8",
+		"challenge=" + good + ";nonce=1",
 		"difficulty=99",
 		"",
 	} {
@@ -89,7 +115,7 @@ func FuzzVerifyForm(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		form, why := parseVerifyForm(body)
 		if why == "" {
-			if !isHexID(form.id) || form.nonce == "" || len(form.nonce) > 20 || !isDigits(form.nonce) ||
+			if !isRecordText(form.challenge) || form.nonce == "" || len(form.nonce) > 20 || !isDigits(form.nonce) ||
 				form.difficulty < minAllowedDifficulty || form.difficulty > maxAllowedDifficulty {
 				t.Fatalf("accepted invalid form %+v from %q", form, body)
 			}
@@ -100,9 +126,54 @@ func FuzzVerifyForm(f *testing.F) {
 		w := httptest.NewRecorder()
 		s.ServeEndpoint(w, r, testClient)
 		if w.Code == http.StatusSeeOther || len(w.Result().Cookies()) != 0 {
-			t.Fatalf("pass issued for %q", body)
+			if why != "" || form.challenge != good || form.difficulty != 8 || workBits(hexSeed(s, good), form.nonce) < 8 {
+				t.Fatalf("pass issued for %q", body)
+			}
+		}
+
+		// The same bytes as the no-JS query: the fuzz service's records
+		// need the browser cookie, which this request lacks.
+		r = httptest.NewRequest(http.MethodGet, Prefix+"nojs", nil)
+		r.URL.RawQuery = string(body)
+		r.Header.Set("User-Agent", testUA)
+		w = httptest.NewRecorder()
+		s.ServeEndpoint(w, r, testClient)
+		if w.Code == http.StatusSeeOther || len(w.Result().Cookies()) != 0 {
+			t.Fatalf("no-JS pass issued for %q", body)
 		}
 	})
+}
+
+// hexSeed is the proof-of-work prefix of a genuine sealed record.
+func hexSeed(s *Service, sealed string) string {
+	rec, why := s.openRecord(sealed)
+	if why != "" {
+		return ""
+	}
+	return hex.EncodeToString(rec.seed[:])
+}
+
+// TestFuzzSeedRecordIsValid keeps the committed "valid" seed a real,
+// solved record, so that the fuzzer starts from inside the accepting path.
+func TestFuzzSeedRecordIsValid(t *testing.T) {
+	data, err := os.ReadFile("testdata/fuzz/FuzzVerifyForm/valid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fuzzService(t)
+	good, nonce := fuzzGoodRecord(s)
+	body := "challenge=" + good + "&nonce=" + nonce + "&difficulty=8"
+	if !strings.Contains(string(data), strconv.Quote(body)) {
+		t.Fatalf("seed corpus record is stale; want %s", body)
+	}
+	r := httptest.NewRequest(http.MethodPost, Prefix+"verify", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("User-Agent", testUA)
+	w := httptest.NewRecorder()
+	s.ServeEndpoint(w, r, testClient)
+	if w.Code != http.StatusSeeOther {
+		t.Errorf("seed solution refused: %d", w.Code)
+	}
 }
 
 // TestFuzzSeedTokenIsValid keeps the committed "valid" seed a real pass, so

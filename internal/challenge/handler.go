@@ -2,6 +2,7 @@ package challenge
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"mime"
@@ -14,8 +15,9 @@ import (
 	"time"
 )
 
-// maxFormBytes bounds the verify request body: three short fields.
-const maxFormBytes = 1 << 10
+// maxFormBytes bounds the verify request body: a sealed record (at most
+// maxSealedEncodedLen) and two short fields.
+const maxFormBytes = 4 << 10
 
 // waitTolerance absorbs clock differences between instances sharing a
 // store when checking the no-JS wait.
@@ -87,14 +89,15 @@ func (s *Service) ServeEndpoint(w http.ResponseWriter, r *http.Request, client n
 
 // verifyForm is a parsed proof-of-work submission.
 type verifyForm struct {
-	id         string
+	challenge  string // sealed record, not yet opened
 	nonce      string
 	difficulty int
 }
 
 // parseVerifyForm parses a urlencoded verify body. Each field must appear
-// exactly once: id as idLen hex digits, nonce as 1-20 decimal digits that
-// fit in a uint64, difficulty as a number in the allowed range.
+// exactly once: challenge as URL-safe base64 of a sealed record's length,
+// nonce as 1-20 decimal digits that fit in a uint64, difficulty as a number
+// in the allowed range.
 func parseVerifyForm(body []byte) (verifyForm, reason) {
 	if len(body) > maxFormBytes {
 		return verifyForm{}, reasonBadForm
@@ -112,7 +115,7 @@ func parseVerifyForm(body []byte) (verifyForm, reason) {
 	}
 	var f verifyForm
 	var ok bool
-	if f.id, ok = one("id"); !ok || !isHexID(f.id) {
+	if f.challenge, ok = one("challenge"); !ok || !isRecordText(f.challenge) {
 		return verifyForm{}, reasonBadForm
 	}
 	diff, ok := one("difficulty")
@@ -164,7 +167,8 @@ func (s *Service) serveVerify(w http.ResponseWriter, r *http.Request, client net
 		s.reject(w, r, client, m, why, nil)
 		return
 	}
-	rec, why := s.loadRecord(r, f.id, client)
+	now := s.now()
+	rec, why := s.checkRecord(r, f.challenge, client, now)
 	if why != "" {
 		s.reject(w, r, client, m, why, rec)
 		return
@@ -174,14 +178,14 @@ func (s *Service) serveVerify(w http.ResponseWriter, r *http.Request, client net
 		why = reasonWrongMethod
 	case f.difficulty != rec.difficulty:
 		why = reasonWrongDifficulty
-	case workBits(f.id, f.nonce) < rec.difficulty:
+	case !enoughWork(&rec.seed, f.nonce, rec.difficulty):
 		why = reasonInsufficientWork
 	}
 	if why != "" {
 		s.reject(w, r, client, m, why, rec)
 		return
 	}
-	s.complete(w, r, client, m, f.id, rec)
+	s.complete(w, r, client, m, rec, now)
 }
 
 // serveNoJS is where the meta refresh of a no-JS page (and the <noscript>
@@ -190,13 +194,13 @@ func (s *Service) serveVerify(w http.ResponseWriter, r *http.Request, client net
 func (s *Service) serveNoJS(w http.ResponseWriter, r *http.Request, client netip.Addr) {
 	m := methodNoJS
 	q, err := url.ParseQuery(r.URL.RawQuery)
-	ids := q["id"]
-	if err != nil || len(ids) != 1 || !isHexID(ids[0]) {
+	sealed := q["challenge"]
+	if err != nil || len(sealed) != 1 || !isRecordText(sealed[0]) {
 		s.reject(w, r, client, m, reasonBadForm, nil)
 		return
 	}
-	id := ids[0]
-	rec, why := s.loadRecord(r, id, client)
+	now := s.now()
+	rec, why := s.checkRecord(r, sealed[0], client, now)
 	if rec != nil && rec.method == methodPoW {
 		m = methodFallback
 	}
@@ -211,54 +215,53 @@ func (s *Service) serveNoJS(w http.ResponseWriter, r *http.Request, client netip
 			break
 		}
 	}
-	if browser == "" || browser != rec.browser {
+	if browser == "" || browser != hex.EncodeToString(rec.browser[:]) {
 		s.reject(w, r, client, m, reasonNoCookie, rec)
 		return
 	}
-	if remaining := rec.wait - s.now().Sub(rec.issued) - waitTolerance; remaining > 0 {
+	if remaining := rec.wait - now.Sub(rec.issued) - waitTolerance; remaining > 0 {
 		s.fail(r, client, m.String(), reasonTooFast)
 		d := pageData{
 			NoJSURL: r.URL.RequestURI(),
-			Refresh: strconv.Itoa(refreshSeconds(remaining+waitTolerance)) + ";url=" + Prefix + "nojs?id=" + id,
+			Refresh: strconv.Itoa(refreshSeconds(remaining+waitTolerance)) + ";url=" + Prefix + "nojs?challenge=" + sealed[0],
 		}
 		if err := s.pages.render(w, r, http.StatusForbidden, pageWait, &d); err != nil {
 			s.logger.Error("challenge: render page", "err", err)
 		}
 		return
 	}
-	s.complete(w, r, client, m, id, rec)
+	s.complete(w, r, client, m, rec, now)
 }
 
-// loadRecord fetches the challenge record for id and checks that it was
-// issued to this client.
-func (s *Service) loadRecord(r *http.Request, id string, client netip.Addr) (*record, reason) {
-	data, ok, err := s.kv.Get(r.Context(), recordPrefix+id)
-	if err != nil {
-		s.logger.Error("challenge: load challenge", "err", err)
-		return nil, reasonStoreError
-	}
-	if !ok {
-		return nil, reasonUnknownChallenge
-	}
-	rec, err := unmarshalRecord(data)
-	if err != nil {
-		s.logger.Warn("challenge: corrupt challenge record", "id", id, "err", err)
-		return nil, reasonUnknownChallenge
+// checkRecord opens a sealed record and checks that it is live and was
+// issued to this client. The order makes each reason mean what it says:
+// only a record with our seal can be "expired", "foreign_prefix" or
+// "wrong_ua". Nothing here touches the store.
+func (s *Service) checkRecord(r *http.Request, sealed string, client netip.Addr, now time.Time) (*record, reason) {
+	rec, why := s.openRecord(sealed)
+	if why != "" {
+		return nil, why
 	}
 	switch {
+	case !now.Before(rec.expires):
+		return rec, reasonExpired
 	case rec.prefix != prefixOf(client):
-		return &rec, reasonForeignPrefix
+		return rec, reasonForeignPrefix
 	case rec.uaHash != hashUA(r.UserAgent()):
-		return &rec, reasonWrongUA
+		return rec, reasonWrongUA
 	}
-	return &rec, ""
+	return rec, ""
 }
 
-// complete marks the challenge spent, issues the pass and redirects. The
-// spent marker is set with SetNX, so across every instance sharing the
-// store exactly one submission of a challenge wins.
-func (s *Service) complete(w http.ResponseWriter, r *http.Request, client netip.Addr, m method, id string, rec *record) {
-	won, err := s.kv.SetNX(r.Context(), spentPrefix+id, []byte{byte(m)}, s.cfg.ChallengeTTL+time.Minute)
+// complete marks the challenge spent, issues the pass and redirects. This
+// is the only store write of a challenge. The spent marker is set with
+// SetNX and lives as long as the record could still be accepted, so across
+// every instance sharing the store exactly one submission wins.
+func (s *Service) complete(w http.ResponseWriter, r *http.Request, client netip.Addr, m method, rec *record, now time.Time) {
+	var id [2 * len(rec.id)]byte
+	hex.Encode(id[:], rec.id[:])
+	ttl := rec.expires.Sub(now) + spentSlack
+	won, err := s.kv.SetNX(r.Context(), spentPrefix+string(id[:]), []byte{byte(m)}, ttl)
 	if err != nil {
 		s.logger.Error("challenge: mark challenge spent", "err", err)
 		s.reject(w, r, client, m, reasonStoreError, rec)
@@ -268,7 +271,7 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, client netip.
 		s.reject(w, r, client, m, reasonReplayed, rec)
 		return
 	}
-	solve := max(s.now().Sub(rec.issued), 0)
+	solve := max(now.Sub(rec.issued), 0)
 	s.issuePass(w, m, client, r.UserAgent())
 	s.metrics.passed.WithLabelValues(m.String()).Inc()
 	s.metrics.solve.WithLabelValues(m.String()).Observe(solve.Seconds())

@@ -125,13 +125,13 @@ func browserRequest(method, target string, body io.Reader) *http.Request {
 
 // issued is a challenge served to a test client.
 type issued struct {
-	id, difficulty, browserCookie string
-	page                          string
-	status                        int
+	challenge, seed, difficulty, browserCookie string
+	page                                       string
+	status                                     int
 }
 
-// issue serves a challenge page for target at weight and extracts its id,
-// difficulty and challenge cookie.
+// issue serves a challenge page for target at weight and extracts its
+// sealed record, proof-of-work seed, difficulty and challenge cookie.
 func (s *testService) issue(t testing.TB, target string, weight int) issued {
 	t.Helper()
 	w := httptest.NewRecorder()
@@ -139,18 +139,22 @@ func (s *testService) issue(t testing.TB, target string, weight int) issued {
 	res := w.Result()
 	body, _ := io.ReadAll(res.Body)
 	out := issued{page: string(body), status: res.StatusCode}
-	out.id = between(out.page, "nojs?id=", `"`)
-	if i := strings.IndexByte(out.id, ';'); i >= 0 {
-		out.id = out.id[:i]
+	out.challenge = between(out.page, "nojs?challenge=", `"`)
+	if i := strings.IndexByte(out.challenge, ';'); i >= 0 {
+		out.challenge = out.challenge[:i]
 	}
+	out.seed = between(out.page, `data-seed="`, `"`)
 	out.difficulty = between(out.page, `name="difficulty" value="`, `"`)
 	for _, c := range res.Cookies() {
 		if c.Name == s.challengeCookie {
 			out.browserCookie = c.Value
 		}
 	}
-	if !isHexID(out.id) {
-		t.Fatalf("no challenge id in page:\n%s", out.page)
+	if !isRecordText(out.challenge) {
+		t.Fatalf("no sealed challenge in page:\n%s", out.page)
+	}
+	if form := between(out.page, `name="challenge" value="`, `"`); form != "" && form != out.challenge {
+		t.Fatalf("form and no-JS link carry different records: %q, %q", form, out.challenge)
 	}
 	return out
 }
@@ -167,12 +171,13 @@ func between(s, start, end string) string {
 	return s
 }
 
-// solve finds a nonce with the given leading zero bits, as the worker does.
-func solve(t testing.TB, id string, difficulty int) string {
+// solve finds a nonce with the given leading zero bits for a seed (hex),
+// as the worker does.
+func solve(t testing.TB, seed string, difficulty int) string {
 	t.Helper()
 	for n := uint64(0); n < 1<<28; n++ {
 		nonce := strconv.FormatUint(n, 10)
-		if workBits(id, nonce) >= difficulty {
+		if workBits(seed, nonce) >= difficulty {
 			return nonce
 		}
 	}
@@ -181,9 +186,9 @@ func solve(t testing.TB, id string, difficulty int) string {
 }
 
 // submit posts a solution to the verify endpoint.
-func (s *testService) submit(t testing.TB, client netip.Addr, id, nonce, difficulty string) *http.Response {
+func (s *testService) submit(t testing.TB, client netip.Addr, challenge, nonce, difficulty string) *http.Response {
 	t.Helper()
-	form := url.Values{"id": {id}, "nonce": {nonce}, "difficulty": {difficulty}}
+	form := url.Values{"challenge": {challenge}, "nonce": {nonce}, "difficulty": {difficulty}}
 	r := browserRequest(http.MethodPost, Prefix+"verify", strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	w := httptest.NewRecorder()

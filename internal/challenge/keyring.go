@@ -27,11 +27,13 @@ const (
 	maxKeys          = 16 // bounds a keyring that somebody filled by hand
 )
 
-// signingKey is one Ed25519 key of the keyring.
+// signingKey is one Ed25519 key of the keyring, and the record MAC key
+// derived from the same seed.
 type signingKey struct {
 	id      keyID
 	priv    ed25519.PrivateKey
 	pub     ed25519.PublicKey
+	mac     *recordMAC
 	created time.Time
 }
 
@@ -42,7 +44,7 @@ func newSigningKey(seed []byte, created time.Time) (signingKey, error) {
 	priv := ed25519.NewKeyFromSeed(seed)
 	pub := priv.Public().(ed25519.PublicKey)
 	sum := sha256.Sum256(pub)
-	k := signingKey{priv: priv, pub: pub, created: created}
+	k := signingKey{priv: priv, pub: pub, mac: newRecordMAC(seed), created: created}
 	copy(k.id[:], sum[:keyIDLen])
 	return k, nil
 }
@@ -56,9 +58,16 @@ type keyring struct {
 func (r *keyring) signer() signingKey { return r.keys[0] }
 
 func (r *keyring) lookup(id keyID) (ed25519.PublicKey, bool) {
+	if k, ok := r.lookupKey(id); ok {
+		return k.pub, true
+	}
+	return nil, false
+}
+
+func (r *keyring) lookupKey(id keyID) (*signingKey, bool) {
 	for i := range r.keys {
 		if r.keys[i].id == id {
-			return r.keys[i].pub, true
+			return &r.keys[i], true
 		}
 	}
 	return nil, false

@@ -12,8 +12,9 @@ import (
 type reason string
 
 const (
-	// Pass cookie (method label "pass").
-	reasonTampered      reason = "tampered"       // bad signature, version or field
+	// Pass cookie (method label "pass"); tampered, expired, foreign_prefix,
+	// wrong_ua and unknown_key also apply to sealed challenge records.
+	reasonTampered      reason = "tampered"       // bad signature, seal, version or field
 	reasonTruncated     reason = "truncated"      // shorter than a token
 	reasonOversized     reason = "oversized"      // longer than a token
 	reasonBadBase64     reason = "bad_base64"     // not unpadded URL-safe base64
@@ -24,7 +25,6 @@ const (
 
 	// Solutions (method label "pow", "nojs" or "fallback").
 	reasonBadForm          reason = "bad_form"          // missing, repeated or malformed field
-	reasonUnknownChallenge reason = "unknown_challenge" // never issued, or expired
 	reasonReplayed         reason = "replayed"          // already solved once
 	reasonWrongDifficulty  reason = "wrong_difficulty"  // difficulty differs from the one issued
 	reasonBadNonce         reason = "bad_nonce"         // nonce is not a decimal number

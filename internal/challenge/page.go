@@ -55,25 +55,31 @@ type pageData struct {
 	VerifyURL       string
 	NoJSURL         string
 	RetryURL        string
-	ID              string
+	Challenge       string // sealed record
+	Seed            string // proof-of-work seed, hex
 	Difficulty      string
 }
-
-// Sentinels stand for the per-request values when challenge pages are
-// rendered ahead of time. They are plain letters, so no escaping context
-// changes them, and they appear in no template or locale.
-const (
-	idSentinel         = "zzqxSDIDxqzz"
-	difficultySentinel = "zzqxSDDIFFxqzz"
-)
 
 // slot is a per-request value in a prerendered page.
 type slot uint8
 
 const (
-	slotID slot = iota
+	slotChallenge slot = iota
+	slotSeed
 	slotDifficulty
+	numSlots
 )
+
+// sentinels stand for the per-request values, by slot, when challenge
+// pages are rendered ahead of time. They are plain letters, so no escaping
+// context changes them, and they appear in no template or locale. The
+// values put in their place (URL-safe base64, hex, decimal) need no
+// escaping in any context they appear in either.
+var sentinels = [numSlots]string{
+	slotChallenge:  "zzqxSDCHALLENGExqzz",
+	slotSeed:       "zzqxSDSEEDxqzz",
+	slotDifficulty: "zzqxSDDIFFxqzz",
+}
 
 // prerendered is a challenge page split around its per-request values:
 // parts[0] slots[0] parts[1] slots[1] ... parts[n]. Serving one is a few
@@ -81,7 +87,7 @@ const (
 type prerendered struct {
 	parts [][]byte
 	slots []slot
-	size  int
+	size  int // length without the slots
 }
 
 // asset is one embedded static file, served under Prefix+"assets/".
@@ -147,14 +153,14 @@ func newPages(cfg Config) (*pages, error) {
 }
 
 // prerender renders the two challenge pages for every language with
-// sentinels in place of the challenge id and difficulty.
+// sentinels in place of the sealed record, seed and difficulty.
 func (p *pages) prerender(cfg Config) error {
 	p.ready = make(map[pageKind]map[string]*prerendered)
-	noJSURL := Prefix + "nojs?id=" + idSentinel
+	noJSURL := Prefix + "nojs?challenge=" + sentinels[slotChallenge]
 	for _, kind := range []pageKind{pagePoW, pageNoJS} {
 		p.ready[kind] = make(map[string]*prerendered)
 		for _, lang := range p.langs {
-			d := pageData{Lang: lang, T: p.locales[lang], CSS: p.cssURL, ID: idSentinel, NoJSURL: noJSURL}
+			d := pageData{Lang: lang, T: p.locales[lang], CSS: p.cssURL, Challenge: sentinels[slotChallenge], NoJSURL: noJSURL}
 			if kind == pageNoJS {
 				d.Refresh = strconv.Itoa(refreshSeconds(noJSWait)) + ";url=" + noJSURL
 			} else {
@@ -162,7 +168,8 @@ func (p *pages) prerender(cfg Config) error {
 				d.Script = p.scriptURL
 				d.Worker = p.workerURL
 				d.VerifyURL = Prefix + "verify"
-				d.Difficulty = difficultySentinel
+				d.Seed = sentinels[slotSeed]
+				d.Difficulty = sentinels[slotDifficulty]
 			}
 			var buf bytes.Buffer
 			if err := p.templates[kind].ExecuteTemplate(&buf, "page", &d); err != nil {
@@ -178,47 +185,48 @@ func (p *pages) prerender(cfg Config) error {
 func splitPage(page []byte) *prerendered {
 	pr := &prerendered{}
 	for {
-		i := bytes.Index(page, []byte(idSentinel))
-		j := bytes.Index(page, []byte(difficultySentinel))
-		switch {
-		case i < 0 && j < 0:
+		at, which := -1, slot(0)
+		for sl, sentinel := range sentinels {
+			if i := bytes.Index(page, []byte(sentinel)); i >= 0 && (at < 0 || i < at) {
+				at, which = i, slot(sl)
+			}
+		}
+		if at < 0 {
 			pr.parts = append(pr.parts, page)
 			pr.size += len(page)
 			return pr
-		case j < 0 || (i >= 0 && i < j):
-			pr.parts = append(pr.parts, page[:i])
-			pr.slots = append(pr.slots, slotID)
-			pr.size += len(page[:i]) + idLen
-			page = page[i+len(idSentinel):]
-		default:
-			pr.parts = append(pr.parts, page[:j])
-			pr.slots = append(pr.slots, slotDifficulty)
-			pr.size += len(page[:j]) + 2
-			page = page[j+len(difficultySentinel):]
 		}
+		pr.parts = append(pr.parts, page[:at])
+		pr.slots = append(pr.slots, which)
+		pr.size += at
+		page = page[at+len(sentinels[which]):]
 	}
 }
 
-// serveChallenge writes a prerendered challenge page with the id and
-// difficulty filled in.
-func (p *pages) serveChallenge(w http.ResponseWriter, r *http.Request, status int, kind pageKind, id string, difficulty int) {
+// serveChallenge writes a prerendered challenge page with the sealed
+// record, seed and difficulty filled in.
+func (p *pages) serveChallenge(w http.ResponseWriter, r *http.Request, status int, kind pageKind, sealed, seed []byte, difficulty int) {
 	lang := p.negotiate(r.Header.Get("Accept-Language"))
 	pr := p.ready[kind][lang]
 	buf := p.buffers.Get().(*bytes.Buffer)
 	defer func() {
-		buf.Reset()
-		p.buffers.Put(buf)
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			p.buffers.Put(buf)
+		}
 	}()
 	buf.Reset()
-	buf.Grow(pr.size)
 	var num [4]byte
 	diff := strconv.AppendInt(num[:0], int64(difficulty), 10)
+	buf.Grow(pr.size + len(pr.slots)*len(sealed))
 	for i, part := range pr.parts {
 		buf.Write(part)
 		if i < len(pr.slots) {
 			switch pr.slots[i] {
-			case slotID:
-				buf.WriteString(id)
+			case slotChallenge:
+				buf.Write(sealed)
+			case slotSeed:
+				buf.Write(seed)
 			case slotDifficulty:
 				buf.Write(diff)
 			}

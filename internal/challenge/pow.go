@@ -2,6 +2,7 @@ package challenge
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"math/bits"
 )
 
@@ -15,15 +16,23 @@ func leadingZeroBits(sum *[sha256.Size]byte) int {
 	return sha256.Size * 8
 }
 
-// workBits returns the leading zero bits of SHA-256(id + nonce), the hash
-// the page's worker searches. id and nonce are already validated (hex and
-// decimal, together well under 64 bytes).
-func workBits(id, nonce string) int {
+// workBits returns the leading zero bits of SHA-256(prefix + nonce), the
+// hash the page's worker searches. prefix and nonce are already validated
+// (hex and decimal, together well under 64 bytes).
+func workBits(prefix, nonce string) int {
 	var buf [64]byte
-	n := copy(buf[:], id)
+	n := copy(buf[:], prefix)
 	n += copy(buf[n:], nonce)
 	sum := sha256.Sum256(buf[:n])
 	return leadingZeroBits(&sum)
+}
+
+// enoughWork reports whether nonce solves the proof of work for seed: the
+// worker hashes the seed's hex form followed by the nonce.
+func enoughWork(seed *[16]byte, nonce string, difficulty int) bool {
+	var prefix [2 * len(seed)]byte
+	hex.Encode(prefix[:], seed[:])
+	return workBits(string(prefix[:]), nonce) >= difficulty
 }
 
 // difficultyFor chooses the method and difficulty for a request's weight:

@@ -73,34 +73,36 @@ func TestDifficultyFor(t *testing.T) {
 }
 
 func TestParseVerifyForm(t *testing.T) {
-	id := strings.Repeat("0f", 16)
+	id := strings.Repeat("A", minSealedEncodedLen+1)
 	tests := []struct {
 		name string
 		body string
 		want reason
 	}{
-		{"valid", "id=" + id + "&nonce=12345&difficulty=16", ""},
-		{"max uint64", "id=" + id + "&nonce=18446744073709551615&difficulty=16", ""},
-		{"nonce overflow", "id=" + id + "&nonce=18446744073709551616&difficulty=16", reasonBadNonce},
-		{"nonce too long", "id=" + id + "&nonce=" + strings.Repeat("1", 21) + "&difficulty=16", reasonBadNonce},
-		{"nonce letters", "id=" + id + "&nonce=12a&difficulty=16", reasonBadNonce},
-		{"nonce negative", "id=" + id + "&nonce=-1&difficulty=16", reasonBadNonce},
-		{"nonce float", "id=" + id + "&nonce=1.5&difficulty=16", reasonBadNonce},
-		{"nonce hex", "id=" + id + "&nonce=0x10&difficulty=16", reasonBadNonce},
-		{"nonce empty", "id=" + id + "&nonce=&difficulty=16", reasonBadNonce},
-		{"nonce space", "id=" + id + "&nonce=+1&difficulty=16", reasonBadNonce},
-		{"nonce missing", "id=" + id + "&difficulty=16", reasonBadForm},
-		{"nonce twice", "id=" + id + "&nonce=1&nonce=2&difficulty=16", reasonBadForm},
-		{"id short", "id=abc&nonce=1&difficulty=16", reasonBadForm},
-		{"id upper", "id=" + strings.ToUpper(id) + "&nonce=1&difficulty=16", reasonBadForm},
-		{"id missing", "nonce=1&difficulty=16", reasonBadForm},
-		{"difficulty zero", "id=" + id + "&nonce=1&difficulty=0", reasonWrongDifficulty},
-		{"difficulty 33", "id=" + id + "&nonce=1&difficulty=33", reasonWrongDifficulty},
-		{"difficulty text", "id=" + id + "&nonce=1&difficulty=x", reasonBadForm},
-		{"difficulty long", "id=" + id + "&nonce=1&difficulty=016", reasonBadForm},
-		{"bad escape", "id=%zz&nonce=1&difficulty=16", reasonBadForm},
-		{"semicolon", "id=" + id + ";nonce=1&difficulty=16", reasonBadForm},
-		{"oversized", "id=" + id + "&nonce=1&difficulty=16&x=" + strings.Repeat("a", maxFormBytes), reasonBadForm},
+		{"valid", "challenge=" + id + "&nonce=12345&difficulty=16", ""},
+		{"max uint64", "challenge=" + id + "&nonce=18446744073709551615&difficulty=16", ""},
+		{"nonce overflow", "challenge=" + id + "&nonce=18446744073709551616&difficulty=16", reasonBadNonce},
+		{"nonce too long", "challenge=" + id + "&nonce=" + strings.Repeat("1", 21) + "&difficulty=16", reasonBadNonce},
+		{"nonce letters", "challenge=" + id + "&nonce=12a&difficulty=16", reasonBadNonce},
+		{"nonce negative", "challenge=" + id + "&nonce=-1&difficulty=16", reasonBadNonce},
+		{"nonce float", "challenge=" + id + "&nonce=1.5&difficulty=16", reasonBadNonce},
+		{"nonce hex", "challenge=" + id + "&nonce=0x10&difficulty=16", reasonBadNonce},
+		{"nonce empty", "challenge=" + id + "&nonce=&difficulty=16", reasonBadNonce},
+		{"nonce space", "challenge=" + id + "&nonce=+1&difficulty=16", reasonBadNonce},
+		{"nonce missing", "challenge=" + id + "&difficulty=16", reasonBadForm},
+		{"nonce twice", "challenge=" + id + "&nonce=1&nonce=2&difficulty=16", reasonBadForm},
+		{"challenge short", "challenge=abc&nonce=1&difficulty=16", reasonBadForm},
+		{"challenge not base64", "challenge=" + strings.Repeat("+", len(id)) + "&nonce=1&difficulty=16", reasonBadForm},
+		{"challenge too long", "challenge=" + strings.Repeat("A", maxSealedEncodedLen+1) + "&nonce=1&difficulty=16", reasonBadForm},
+		{"old id field", "id=" + strings.Repeat("0f", 16) + "&nonce=1&difficulty=16", reasonBadForm},
+		{"challenge missing", "nonce=1&difficulty=16", reasonBadForm},
+		{"difficulty zero", "challenge=" + id + "&nonce=1&difficulty=0", reasonWrongDifficulty},
+		{"difficulty 33", "challenge=" + id + "&nonce=1&difficulty=33", reasonWrongDifficulty},
+		{"difficulty text", "challenge=" + id + "&nonce=1&difficulty=x", reasonBadForm},
+		{"difficulty long", "challenge=" + id + "&nonce=1&difficulty=016", reasonBadForm},
+		{"bad escape", "challenge=%zz&nonce=1&difficulty=16", reasonBadForm},
+		{"semicolon", "challenge=" + id + ";nonce=1&difficulty=16", reasonBadForm},
+		{"oversized", "challenge=" + id + "&nonce=1&difficulty=16&x=" + strings.Repeat("a", maxFormBytes), reasonBadForm},
 		{"empty", "", reasonBadForm},
 	}
 	for _, tt := range tests {
@@ -109,7 +111,7 @@ func TestParseVerifyForm(t *testing.T) {
 			if got != tt.want {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
-			if got == "" && (f.id != id || f.difficulty != 16) {
+			if got == "" && (f.challenge != id || f.difficulty != 16) {
 				t.Errorf("parsed %+v", f)
 			}
 		})

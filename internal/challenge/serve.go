@@ -9,10 +9,12 @@ import (
 )
 
 // Serve answers r with a challenge chosen by weight: the no-JS check below
-// NoJSWeightBelow, proof of work above. It records the challenge in the
-// store with a random id and ChallengeTTL. A subresource request (image,
-// script, fetch) gets a short refusal and no record: it could not show a
-// page, and it must not disturb the cookies of the page that loaded it.
+// NoJSWeightBelow, proof of work above. The challenge record (random id,
+// client binding, expiry after ChallengeTTL) travels in the page, sealed
+// with the keyring's record key: issuing touches no store, so unsolved
+// challenges cost nothing to keep. A subresource request (image, script,
+// fetch) gets a short refusal and no challenge: it could not show a page,
+// and it must not disturb the cookies of the page that loaded it.
 func (s *Service) Serve(w http.ResponseWriter, r *http.Request, client netip.Addr, weight int) {
 	if isSubresource(r) {
 		h := w.Header()
@@ -27,42 +29,39 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, client netip.Add
 	}
 
 	m, difficulty := s.difficultyFor(weight)
-	var random [32]byte
-	_, _ = rand.Read(random[:]) // never fails (crypto/rand panics instead)
-	var idBuf [idLen]byte
-	hex.Encode(idBuf[:], random[:16])
-	id := string(idBuf[:])
-
-	browser, fresh := s.browserID(r, random[16:])
+	now := s.now()
+	signer := s.keys.Load().signer()
 	rec := record{
 		method:     m,
 		difficulty: difficulty,
-		issued:     s.now(),
+		key:        signer.id,
+		issued:     now,
+		expires:    now.Add(s.cfg.ChallengeTTL),
+		wait:       s.cfg.NoJSFallbackWait,
 		prefix:     prefixOf(client),
 		uaHash:     hashUA(r.UserAgent()),
-		browser:    browser,
 		returnTo:   safeReturnPath(r.URL.RequestURI()),
 	}
 	if m == methodNoJS {
 		rec.wait = noJSWait
-	} else {
-		rec.wait = s.cfg.NoJSFallbackWait
 	}
-	if err := s.kv.Set(r.Context(), recordPrefix+id, rec.marshal(), s.cfg.ChallengeTTL); err != nil {
-		s.logger.Error("challenge: store challenge", "err", err)
-		s.metrics.failed.WithLabelValues(m.String(), string(reasonStoreError)).Inc()
-		s.serveUnavailable(w, r)
-		return
-	}
+	var random [48]byte
+	_, _ = rand.Read(random[:]) // never fails (crypto/rand panics instead)
+	copy(rec.id[:], random[:16])
+	copy(rec.seed[:], random[16:32])
+	fresh := s.browserID(r, &rec.browser, random[32:])
 	if fresh {
-		s.setBrowserCookie(w, browser)
+		s.setBrowserCookie(w, rec.browser)
 	}
 
+	var sealed [maxSealedEncodedLen]byte
+	var seed [2 * len(rec.seed)]byte
+	hex.Encode(seed[:], rec.seed[:])
 	kind := pageNoJS
 	if m == methodPoW {
 		kind = pagePoW
 	}
-	s.pages.serveChallenge(w, r, s.cfg.StatusCode, kind, id, difficulty)
+	s.pages.serveChallenge(w, r, s.cfg.StatusCode, kind, rec.seal(sealed[:0], signer.mac), seed[:], difficulty)
 	s.metrics.issued.WithLabelValues(m.String()).Inc()
 	s.emit(r, client, m.String(), EventIssued, "", 0)
 }
@@ -72,23 +71,27 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, client netip.Add
 // fetches the page never comes back at all.
 const noJSWait = time.Second
 
-// browserID returns the id in the challenge cookie, or a new one made from
-// random (16 bytes) if the cookie is missing or malformed. One id per
-// browser, not per challenge, so that several tabs challenged at once all
-// pass.
-func (s *Service) browserID(r *http.Request, random []byte) (id string, fresh bool) {
+// browserID fills id from the challenge cookie, or with random (16 bytes)
+// if the cookie is missing or malformed, and reports whether it is new.
+// One id per browser, not per challenge, so that several tabs challenged at
+// once all pass.
+func (s *Service) browserID(r *http.Request, id *[16]byte, random []byte) (fresh bool) {
 	for _, line := range r.Header["Cookie"] {
 		if v, _, ok := nextCookie(line, s.challengeCookie); ok && isHexID(v) {
-			return v, false
+			var src [idLen]byte
+			if _, err := hex.Decode(id[:], src[:copy(src[:], v)]); err == nil {
+				return false
+			}
 		}
 	}
-	return hex.EncodeToString(random[:16]), true
+	copy(id[:], random)
+	return true
 }
 
-func (s *Service) setBrowserCookie(w http.ResponseWriter, id string) {
+func (s *Service) setBrowserCookie(w http.ResponseWriter, id [16]byte) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     s.challengeCookie,
-		Value:    id,
+		Value:    hex.EncodeToString(id[:]),
 		Path:     Prefix,
 		MaxAge:   int(s.cfg.ChallengeTTL / time.Second),
 		HttpOnly: true,
@@ -108,8 +111,7 @@ func (s *Service) serveUnavailable(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// isHexID reports whether s is a challenge or browser id: idLen lower-case
-// hex digits.
+// isHexID reports whether s is a browser id: idLen lower-case hex digits.
 func isHexID(s string) bool {
 	if len(s) != idLen {
 		return false

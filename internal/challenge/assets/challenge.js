@@ -1,4 +1,4 @@
-// Proof-of-work challenge: find a nonce such that SHA-256(id + nonce) starts
+// Proof-of-work challenge: find a nonce such that SHA-256(seed + nonce) starts
 // with `difficulty` zero bits, spread over one Web Worker per core, then
 // submit the form. Served from the page's own origin (strict CSP, no inline
 // script); the page's <noscript> path covers browsers without JavaScript.
@@ -13,7 +13,7 @@
   var bar = document.getElementById('sd-progress');
   var status = document.getElementById('sd-status');
   var fallback = document.getElementById('sd-fallback');
-  var id = form.elements.namedItem('id').value;
+  var seed = data.seed || '';
   var difficulty = parseInt(form.elements.namedItem('difficulty').value, 10);
   var expected = Math.pow(2, difficulty);
   var cores = Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 16));
@@ -73,7 +73,7 @@
     }
   }
 
-  if (typeof Worker !== 'function' || !(difficulty > 0)) {
+  if (typeof Worker !== 'function' || !(difficulty > 0) || seed.length === 0 || seed.length > 32) {
     fail();
     return;
   }
@@ -82,7 +82,7 @@
       var w = new Worker(data.worker);
       w.onmessage = onMessage;
       w.onerror = fail;
-      w.postMessage({ prefix: id, start: i, step: cores, difficulty: difficulty });
+      w.postMessage({ prefix: seed, start: i, step: cores, difficulty: difficulty });
       workers.push(w);
     }
   } catch (e) {
