@@ -8,9 +8,10 @@ STATICCHECK_VERSION=v0.8.2
 
 install_deps() {
 	local need=()
-	# Tools the test suite and benchmarks drive for real.
-	command -v wrk >/dev/null || need+=(wrk)
+	# Real components the tests drive: nginx (the forward-auth snippet),
+	# Chromium (challenges solved by a real browser).
 	command -v nginx >/dev/null || need+=(nginx-light)
+	[ -x /usr/bin/chromium ] || need+=(chromium)
 	if [ ${#need[@]} -gt 0 ]; then
 		local sudo=""
 		[ "$(id -u)" -eq 0 ] || sudo="sudo"

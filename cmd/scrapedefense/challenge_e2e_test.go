@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/scrapedefense/scrapedefense/internal/browsertest"
@@ -56,5 +57,25 @@ func TestChromiumSolvesChallengeThroughTheEdge(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestChromiumWithoutJavaScriptGetsThrough: the proof-of-work page's
+// no-JavaScript fallback lets a person without scripts through, after the
+// configured wait.
+func TestChromiumWithoutJavaScriptGetsThrough(t *testing.T) {
+	s := startServer(t, t.TempDir(), []string{"SCRAPEDEFENSE_EDGE_CHALLENGE_NOJS_FALLBACK_WAIT=1s"})
+	s.cli("decisions", "add", "127.0.0.1", "--action", "challenge", "--ttl", "1h")
+	base := "http://" + s.public
+
+	tab := browsertest.Start(t, 60*time.Second)
+	if _, err := chromedp.Call(tab, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(tab, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := browsertest.WaitForText(tab, "Lindenbrook"); err != nil {
+		t.Fatalf("a browser without JavaScript never reached the site: %v", err)
 	}
 }
