@@ -1,11 +1,13 @@
 -- wrk script: a typical browser page request from many client addresses,
 -- given to the edge through X-Forwarded-For (the edge trusts 127.0.0.1).
 -- Addresses come from 10.x (one /8 per wrk thread) for allowed traffic, or
--- from the blocked benchmark's 198.51.100.0/24 when BLOCKED=1; DISTINCT=1
+-- from the blocked benchmark's 198.51.100.0/24 when BLOCKED=1, from the
+-- challenged 198.51.101.0/24 when CHALLENGED=1; DISTINCT=1
 -- makes every request come from a new address.
 local counter = 0
 local thread_id = 0
 local blocked = os.getenv("BLOCKED") == "1"
+local challenged = os.getenv("CHALLENGED") == "1"
 local distinct = os.getenv("DISTINCT") == "1"
 
 -- PACE_MS: each connection waits this long after a response before its next
@@ -48,6 +50,8 @@ function request()
   local c = n % 256
   if blocked then
     headers["X-Forwarded-For"] = "198.51.100." .. c
+  elseif challenged then
+    headers["X-Forwarded-For"] = "198.51.101." .. c
   else
     headers["X-Forwarded-For"] = (10 + thread_id) .. "." .. a .. "." .. b .. "." .. c
   end

@@ -56,6 +56,8 @@ start_edge
 for _ in $(seq 50); do curl -sf "http://$NGINX/" >/dev/null && curl -sf "http://$ORIGIN/" >/dev/null && break; sleep 0.1; done
 SCRAPEDEFENSE_DATA_DIR="$WORK/data" SCRAPEDEFENSE_EDGE_ADMIN_LISTEN=$ADMIN \
 	"$WORK/scrapedefense" decisions add 198.51.100.0/24 --action block --reason bench >/dev/null
+SCRAPEDEFENSE_DATA_DIR="$WORK/data" SCRAPEDEFENSE_EDGE_ADMIN_LISTEN=$ADMIN \
+	"$WORK/scrapedefense" decisions add 198.51.101.0/24 --action challenge --reason bench >/dev/null
 
 # rps URL [env...]: requests per second from wrk
 rps() {
@@ -81,6 +83,7 @@ origin_rps=$(rps "http://$ORIGIN/")
 nginx_rps=$(rps "http://$NGINX/")
 edge_rps=$(rps "http://$EDGE/")
 blocked_rps=$(rps "http://$EDGE/" BLOCKED=1)
+challenge_rps=$(rps "http://$EDGE/" CHALLENGED=1)
 echo "== latency at $RATE req/s" >&2
 read -r origin_p50 origin_rate < <(p50 "http://$ORIGIN/")
 read -r edge_p50 edge_rate < <(p50 "http://$EDGE/")
@@ -110,6 +113,7 @@ cat <<EOF
 | nginx proxy_pass, req/s | ${nginx_rps} | baseline |
 | edge, allowed browser requests, req/s | ${edge_rps} (**$(ratio "$edge_rps" "$nginx_rps")× nginx**) | ≥ 0.5× nginx |
 | edge, blocked by a decision, req/s | ${blocked_rps} (**$(ratio "$blocked_rps" "$origin_rps")× origin**) | ≥ 0.8× origin |
+| edge, challenge pages served, req/s | ${challenge_rps} (**$(ratio "$challenge_rps" "$nginx_rps")× nginx**) | ≥ 2 × 12,900 (the PoW proxy measured here) ≈ 0.74× nginx's 35,000 |
 | median latency at ~${RATE} req/s: origin / nginx / edge | ${origin_p50} µs / ${nginx_p50} µs / ${edge_p50} µs (measured rates ${origin_rate} / ${nginx_rate} / ${edge_rate} req/s) | |
 | edge added median latency at ${RATE} req/s | **$((edge_p50 - origin_p50)) µs** (nginx adds $((nginx_p50 - origin_p50)) µs) | ≤ 250 µs |
 | edge RSS after ${n} requests from distinct addresses | **$((rss_after / 1024)) MB** (at start $((rss_before / 1024)) MB) | ≤ 64 MB |
