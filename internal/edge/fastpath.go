@@ -138,6 +138,9 @@ func (f *FastPath) Decide(req *policy.Request, now time.Time, count bool, v *Ver
 	if v.Action == decision.ActionNone {
 		v.Action = decision.ActionAllow
 	}
+	if v.Rule == "" {
+		v.Rule = StageNone.String() // the metric label of a plain allow
+	}
 }
 
 // Explain writes a human-readable account of the verdict.

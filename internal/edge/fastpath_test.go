@@ -142,7 +142,7 @@ func TestFastPathDecide(t *testing.T) {
 		{
 			name:   "browser allowed, nothing matched",
 			req:    testRequest{addr: client, ua: browserUA},
-			action: decision.ActionAllow, stage: StageNone, rule: "", trivial: true,
+			action: decision.ActionAllow, stage: StageNone, rule: "none", trivial: true,
 		},
 		{
 			name:   "verified googlebot allowed by stage 1",
@@ -216,7 +216,7 @@ func TestFastPathDecide(t *testing.T) {
 			name:   "expired decision ignored",
 			fp:     fastPathOptions{decisions: []decision.Decision{dec(t, client, decision.ActionBlock, -time.Minute)}},
 			req:    testRequest{addr: client, ua: browserUA},
-			action: decision.ActionAllow, stage: StageNone, trivial: true,
+			action: decision.ActionAllow, stage: StageNone, rule: "none", trivial: true,
 		},
 		{
 			name: "longest prefix: /24 allow inside /16 block",
@@ -269,7 +269,7 @@ func TestFastPathDecide(t *testing.T) {
 		{
 			name:   "AI crawler may read robots.txt",
 			req:    testRequest{addr: client, ua: claudebotUA, path: "/robots.txt"},
-			action: decision.ActionAllow, stage: StageNone,
+			action: decision.ActionAllow, stage: StageNone, rule: "none",
 		},
 		{
 			name:   "HTTP library reaches the block threshold",
@@ -289,7 +289,7 @@ func TestFastPathDecide(t *testing.T) {
 		{
 			name:   "weight under the thresholds is allowed but not trivial",
 			req:    testRequest{addr: client, header: headerWithout(browserUA, "Sec-Fetch-Mode", "Sec-Ch-Ua")},
-			action: decision.ActionAllow, stage: StageNone,
+			action: decision.ActionAllow, stage: StageNone, rule: "none",
 			check: func(t *testing.T, v *Verdict) {
 				if v.Policy.Weight != 10 || v.Policy.NMatched != 2 {
 					t.Errorf("policy = weight %d, %d matched; want 10, 2", v.Policy.Weight, v.Policy.NMatched)
@@ -299,7 +299,7 @@ func TestFastPathDecide(t *testing.T) {
 		{
 			name:   "skip_thresholds on a well-known path",
 			req:    testRequest{addr: client, ua: "curl/8.5.0", header: http.Header{}, path: "/.well-known/security.txt"},
-			action: decision.ActionAllow, stage: StageNone,
+			action: decision.ActionAllow, stage: StageNone, rule: "none",
 			check: func(t *testing.T, v *Verdict) {
 				if !v.Policy.SkipThresholds || v.Policy.Weight != 30 {
 					t.Errorf("policy = %+v, want weight 30 with thresholds skipped", v.Policy)
