@@ -9,7 +9,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,9 +21,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-)
 
-const chromiumPath = "/usr/bin/chromium"
+	"github.com/scrapedefense/scrapedefense/internal/browsertest"
+)
 
 // favicon is a 1×1 ICO-compatible PNG, so that Chromium logs no 404.
 var favicon = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -104,40 +103,16 @@ func TestPlainClientKeepsGettingChallenge(t *testing.T) {
 	}
 }
 
-// browser starts headless Chromium for one test and returns a tab context.
+// browser starts headless Chromium for one test and returns a tab context
+// with a console listener.
 func browser(t *testing.T) (context.Context, *consoleLog) {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium missing at %s", chromiumPath)
-		}
-		t.Skipf("chromium missing at %s", chromiumPath)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-	}
 	// The timeout bounds the whole browser: a hung test fails instead of
 	// stalling the package.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelTab)
-
+	tab := browsertest.Start(t, 30*time.Second)
 	console := &consoleLog{}
 	if err := chromedp.Listen(tab, console.listen); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		t.Fatalf("listen to chromium: %v", err)
 	}
 	return tab, console
 }
