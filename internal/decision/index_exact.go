@@ -81,11 +81,13 @@ type shard4 struct {
 
 type exact4 struct {
 	seed   uint64
+	filter atomic.Pointer[addrFilter]
 	shards [exactShards]shard4
 }
 
 func newExact4(seed uint64, expected int) *exact4 {
 	t := &exact4{seed: seed}
+	t.filter.Store(newAddrFilter(expected))
 	size := slotsFor(expected/exactShards + expected/exactShards/16 + minSlots)
 	for i := range t.shards {
 		t.shards[i].slots.Store(newSlots4(size))
@@ -102,6 +104,9 @@ func (t *exact4) shard(h uint64) *shard4 { return &t.shards[h>>(64-exactShardBit
 // holds a reference, so the attr it names cannot have been recycled.
 func (t *exact4) lookup(key uint32, attrs *attrTable) (*attr, int64, bool) {
 	h := t.hash(key)
+	if !t.filter.Load().mayContain(h) {
+		return nil, 0, false
+	}
 	s := t.shard(h)
 	for spin := 0; ; spin++ {
 		seq := s.seq.Load()
@@ -157,6 +162,16 @@ func (sl *slots4) probe(key uint32, h uint64) (uint64, bool) {
 // replaced, if any.
 func (t *exact4) upsert(key, id uint32, exp int64, admit func() bool) (old uint32, ok bool) {
 	h := t.hash(key)
+	old, ok, full := t.upsertShard(key, h, id, exp, admit)
+	if full {
+		t.rebuildFilter(false)
+	}
+	return old, ok
+}
+
+// upsertShard does the work of upsert under the shard mutex and reports
+// whether the filter needs a rebuild.
+func (t *exact4) upsertShard(key uint32, h uint64, id uint32, exp int64, admit func() bool) (old uint32, ok, full bool) {
 	s := t.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,7 +181,7 @@ func (t *exact4) upsert(key, id uint32, exp int64, admit func() bool) (old uint3
 		old = uint32(sl.s[i].kv.Load() >> 32)
 	} else {
 		if !admit() {
-			return 0, false
+			return 0, false, false
 		}
 		if (s.n+1)*4 > len(sl.s)*3 {
 			sl = t.resize(sl, len(sl.s)*2)
@@ -174,12 +189,13 @@ func (t *exact4) upsert(key, id uint32, exp int64, admit func() bool) (old uint3
 			i, _ = sl.probe(key, h)
 		}
 		s.n++
+		full = t.filter.Load().add(h) // before the key becomes visible
 	}
 	s.seq.Add(1)
 	sl.s[i].kv.Store(uint64(id)<<32 | uint64(key))
 	sl.s[i].exp.Store(exp)
 	s.seq.Add(1)
-	return old, true
+	return old, true, full
 }
 
 // remove deletes key and returns the attr id it held.
@@ -242,6 +258,7 @@ func (t *exact4) resize(old *slots4, size int) *slots4 {
 // appending their prefixes to out and their attr ids to ids.
 func (t *exact4) sweep(now int64, out []netip.Prefix, ids []uint32) ([]netip.Prefix, []uint32) {
 	var keys []uint32
+	live := 0
 	for si := range t.shards {
 		s := &t.shards[si]
 		s.mu.Lock()
@@ -264,7 +281,11 @@ func (t *exact4) sweep(now int64, out []netip.Prefix, ids []uint32) ([]netip.Pre
 		if sl := s.slots.Load(); len(sl.s) > minSlots && s.n*8 < len(sl.s) {
 			s.slots.Store(t.resize(sl, slotsFor(2*s.n)))
 		}
+		live += s.n
 		s.mu.Unlock()
+	}
+	if f := t.filter.Load(); f.full() || f.oversized(live) {
+		t.rebuildFilter(true)
 	}
 	return out, ids
 }
@@ -296,11 +317,13 @@ type shard6 struct {
 
 type exact6 struct {
 	seed0, seed1 uint64
+	filter       atomic.Pointer[addrFilter]
 	shards       [exactShards]shard6
 }
 
 func newExact6(seed0, seed1 uint64, expected int) *exact6 {
 	t := &exact6{seed0: seed0, seed1: seed1}
+	t.filter.Store(newAddrFilter(expected))
 	size := slotsFor(expected/exactShards + expected/exactShards/16 + minSlots)
 	for i := range t.shards {
 		t.shards[i].slots.Store(newSlots6(size))
@@ -316,6 +339,9 @@ func (t *exact6) shard(h uint64) *shard6 { return &t.shards[h>>(64-exactShardBit
 
 func (t *exact6) lookup(key u128, attrs *attrTable) (*attr, int64, bool) {
 	h := t.hash(key)
+	if !t.filter.Load().mayContain(h) {
+		return nil, 0, false
+	}
 	s := t.shard(h)
 	for spin := 0; ; spin++ {
 		seq := s.seq.Load()
@@ -374,6 +400,14 @@ func (sl *slots6) store(i uint64, key u128, id uint64, exp int64) {
 
 func (t *exact6) upsert(key u128, id uint32, exp int64, admit func() bool) (old uint32, ok bool) {
 	h := t.hash(key)
+	old, ok, full := t.upsertShard(key, h, id, exp, admit)
+	if full {
+		t.rebuildFilter(false)
+	}
+	return old, ok
+}
+
+func (t *exact6) upsertShard(key u128, h uint64, id uint32, exp int64, admit func() bool) (old uint32, ok, full bool) {
 	s := t.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -383,7 +417,7 @@ func (t *exact6) upsert(key u128, id uint32, exp int64, admit func() bool) (old 
 		old = uint32(sl.s[i].id.Load())
 	} else {
 		if !admit() {
-			return 0, false
+			return 0, false, false
 		}
 		if (s.n+1)*4 > len(sl.s)*3 {
 			sl = t.resize(sl, len(sl.s)*2)
@@ -391,11 +425,12 @@ func (t *exact6) upsert(key u128, id uint32, exp int64, admit func() bool) (old 
 			i, _ = sl.probe(key, h)
 		}
 		s.n++
+		full = t.filter.Load().add(h) // before the key becomes visible
 	}
 	s.seq.Add(1)
 	sl.store(i, key, uint64(id), exp)
 	s.seq.Add(1)
-	return old, true
+	return old, true, full
 }
 
 func (t *exact6) remove(key u128) (uint32, bool) {
@@ -452,6 +487,7 @@ func (t *exact6) resize(old *slots6, size int) *slots6 {
 
 func (t *exact6) sweep(now int64, out []netip.Prefix, ids []uint32) ([]netip.Prefix, []uint32) {
 	var keys []u128
+	live := 0
 	for si := range t.shards {
 		s := &t.shards[si]
 		s.mu.Lock()
@@ -471,7 +507,66 @@ func (t *exact6) sweep(now int64, out []netip.Prefix, ids []uint32) ([]netip.Pre
 		if sl := s.slots.Load(); len(sl.s) > minSlots && s.n*8 < len(sl.s) {
 			s.slots.Store(t.resize(sl, slotsFor(2*s.n)))
 		}
+		live += s.n
 		s.mu.Unlock()
 	}
+	if f := t.filter.Load(); f.full() || f.oversized(live) {
+		t.rebuildFilter(true)
+	}
 	return out, ids
+}
+
+// rebuildFilter replaces the filter with one built from the live keys,
+// holding every shard mutex so that no key is added meanwhile. It does
+// nothing if another writer has rebuilt it first.
+func (t *exact4) rebuildFilter(shrink bool) {
+	n := 0
+	for i := range t.shards {
+		t.shards[i].mu.Lock()
+		n += t.shards[i].n
+	}
+	defer func() {
+		for i := range t.shards {
+			t.shards[i].mu.Unlock()
+		}
+	}()
+	if old := t.filter.Load(); !old.full() && !(shrink && old.oversized(n)) {
+		return
+	}
+	f := newAddrFilter(n)
+	for i := range t.shards {
+		sl := t.shards[i].slots.Load()
+		for j := range sl.s {
+			if kv := sl.s[j].kv.Load(); kv >= 1<<32 {
+				f.add(t.hash(uint32(kv)))
+			}
+		}
+	}
+	t.filter.Store(f)
+}
+
+func (t *exact6) rebuildFilter(shrink bool) {
+	n := 0
+	for i := range t.shards {
+		t.shards[i].mu.Lock()
+		n += t.shards[i].n
+	}
+	defer func() {
+		for i := range t.shards {
+			t.shards[i].mu.Unlock()
+		}
+	}()
+	if old := t.filter.Load(); !old.full() && !(shrink && old.oversized(n)) {
+		return
+	}
+	f := newAddrFilter(n)
+	for i := range t.shards {
+		sl := t.shards[i].slots.Load()
+		for j := range sl.s {
+			if sl.s[j].id.Load() != 0 {
+				f.add(t.hash(sl.key(uint64(j))))
+			}
+		}
+	}
+	t.filter.Store(f)
 }
