@@ -17,6 +17,7 @@ import (
 	"github.com/scrapedefense/scrapedefense/internal/config"
 	"github.com/scrapedefense/scrapedefense/internal/decision"
 	"github.com/scrapedefense/scrapedefense/internal/role"
+	"github.com/scrapedefense/scrapedefense/internal/store"
 	"github.com/scrapedefense/scrapedefense/internal/store/embedded"
 )
 
@@ -75,6 +76,13 @@ type testEdge struct {
 // configuration before the role is built.
 func startEdge(t *testing.T, upstream string, mutate func(*config.Config)) *testEdge {
 	t.Helper()
+	return startEdgeOn(t, nil, upstream, mutate)
+}
+
+// startEdgeOn is startEdge over the given store (nil: a new one), so that
+// several edges can share one.
+func startEdgeOn(t *testing.T, st store.Store, upstream string, mutate func(*config.Config)) *testEdge {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Edge.Listen = "127.0.0.1:0"
 	cfg.Edge.AdminListen = "127.0.0.1:0"
@@ -84,7 +92,10 @@ func startEdge(t *testing.T, upstream string, mutate func(*config.Config)) *test
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	r, err := newRole(t, cfg)
+	if st == nil {
+		st = newStore(t)
+	}
+	r, err := newRoleOn(t, cfg, st)
 	if err != nil {
 		t.Fatalf("edge.New: %v", err)
 	}
@@ -163,13 +174,23 @@ func (te *testEdge) settle(t *testing.T) {
 // a temporary directory.
 func newRole(t *testing.T, cfg config.Config) (*Role, error) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := embedded.Open(ctx, filepath.Join(t.TempDir(), embedded.FileName), embedded.Options{NoSync: true})
+	return newRoleOn(t, cfg, newStore(t))
+}
+
+// newStore opens an embedded store in a temporary directory.
+func newStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := embedded.Open(context.Background(), filepath.Join(t.TempDir(), embedded.FileName), embedded.Options{NoSync: true})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return New(ctx, Options{
+	return st
+}
+
+func newRoleOn(t *testing.T, cfg config.Config, st store.Store) (*Role, error) {
+	t.Helper()
+	return New(context.Background(), Options{
 		Config:   cfg,
 		Store:    st,
 		Logger:   slog.New(slog.DiscardHandler),
