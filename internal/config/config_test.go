@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files and the reference in docs/configuration.md")
@@ -206,4 +208,33 @@ func FuzzLoad(f *testing.F) {
 		cfg := Default()
 		_ = decodeYAML([]byte(body), &cfg)
 	})
+}
+
+// TestExampleConfigHasEveryKey keeps configs/scrapedefense.yaml a complete
+// annotated example.
+func TestExampleConfigHasEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../../configs/scrapedefense.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		present[prefix] = true
+		if m, ok := v.(map[string]any); ok {
+			for k, sub := range m {
+				walk(join(prefix, k), sub)
+			}
+		}
+	}
+	walk("", doc)
+	for _, k := range Keys() {
+		if !present[k.Path] {
+			t.Errorf("configs/scrapedefense.yaml lacks %s", k.Path)
+		}
+	}
 }
