@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/scrapedefense/scrapedefense/internal/decision"
 )
 
 // Bounds on the work done for one request. The walk stops as soon as it
@@ -314,22 +316,8 @@ func ParsePrefixes(list []string) ([]netip.Prefix, error) {
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {
-	if s == "" {
-		return netip.Prefix{}, errors.New("empty")
-	}
 	if strings.Contains(s, "%") {
 		return netip.Prefix{}, errors.New("zones are not allowed")
 	}
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return normalizePrefix(p), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return normalizePrefix(netip.PrefixFrom(a, a.BitLen())), nil
+	return decision.ParsePrefix(s)
 }

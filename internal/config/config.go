@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -333,19 +332,6 @@ func checkPrefixes(errs *errList, path string, list []string) {
 			errs.add(fmt.Sprintf("%s[%d]", path, i), "%v", err)
 		}
 	}
-}
-
-// ParsePrefixes parses a list of CIDRs or bare addresses validated by Validate.
-func ParsePrefixes(list []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(list))
-	for _, s := range list {
-		p, err := decision.ParsePrefix(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 func checkFile(errs *errList, path, name string) {

@@ -150,7 +150,7 @@ func New(ctx context.Context, o Options) (*Role, error) {
 		r.logger.Warn("some stored decisions were invalid and skipped", "err", err)
 	}
 
-	trusted, err := config.ParsePrefixes(cfg.TrustedProxies)
+	trusted, err := clientip.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("edge.trusted_proxies: %w", err)
 	}
@@ -299,7 +299,7 @@ func (r *Role) Run(ctx context.Context, ready func(...role.Endpoint)) error {
 		return fmt.Errorf("edge.listen: %w", err)
 	}
 	if r.cfg.ProxyProtocol.Enabled {
-		trusted, _ := config.ParsePrefixes(r.cfg.ProxyProtocol.Trusted)
+		trusted, _ := clientip.ParsePrefixes(r.cfg.ProxyProtocol.Trusted)
 		pub = proxyproto.NewListener(pub, proxyproto.Options{
 			Trusted:  trusted,
 			Required: r.cfg.ProxyProtocol.Required,
