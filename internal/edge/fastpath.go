@@ -13,6 +13,7 @@ import (
 	"github.com/scrapedefense/scrapedefense/internal/decision"
 	"github.com/scrapedefense/scrapedefense/internal/policy"
 	"github.com/scrapedefense/scrapedefense/internal/ratelimit"
+	"github.com/scrapedefense/scrapedefense/internal/robots"
 )
 
 // Stage names the step of the fast path that produced a verdict.
@@ -60,7 +61,7 @@ func (v *Verdict) Trivial() bool {
 type FastPath struct {
 	catalog       atomic.Pointer[crawlers.Catalog]
 	policy        atomic.Pointer[policy.Policy]
-	robots        atomic.Pointer[robotsRules]
+	robots        atomic.Pointer[robots.Robots]
 	index         *decision.Index
 	limiter       *ratelimit.Limiter
 	allowVerified bool
@@ -180,17 +181,6 @@ func (v *Verdict) Explain(w io.Writer) {
 	}
 }
 
-// robotsRules adapts the parsed upstream robots.txt to the policy matcher.
-type robotsRules struct{ disallowed func(ua, path string) bool }
-
-func (r *robotsRules) Disallowed(ua, path string) bool { return r.disallowed(ua, path) }
-
-// SetRobots installs the site's robots.txt rules for the robots_disallowed
-// matcher; nil clears them.
-func (f *FastPath) SetRobots(disallowed func(ua, path string) bool) {
-	if disallowed == nil {
-		f.robots.Store(nil)
-		return
-	}
-	f.robots.Store(&robotsRules{disallowed: disallowed})
-}
+// SetRobots installs the site's parsed robots.txt for the robots_disallowed
+// matcher; nil clears it.
+func (f *FastPath) SetRobots(r *robots.Robots) { f.robots.Store(r) }

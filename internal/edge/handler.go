@@ -155,24 +155,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		st.info = clientInfo{addr: client.String(), peer: peer.String(), peerTrusted: h.resolver.Trusted(peer)}
 		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, &st.info))
-		sw := statusWriterPool.Get().(*statusWriter)
-		sw.reset(w)
-		h.proxy.ServeHTTP(sw, r)
-		code := sw.code
-		sw.reset(nil)
-		statusWriterPool.Put(sw)
-		h.tel.ObserveHTTP("proxy", r.Method, code, h.now().Sub(start))
+		h.serveObserved(w, r, start, "proxy", h.proxy.ServeHTTP)
 	case decision.ActionThrottle:
 		w.Header().Set("Retry-After", retryAfter(v))
 		h.finish(w, r, start, "throttle", http.StatusTooManyRequests, "Too many requests. Please slow down.")
 	case decision.ActionChallenge:
-		sw := statusWriterPool.Get().(*statusWriter)
-		sw.reset(w)
-		h.chal.Serve(sw, r, client, h.challengeWeight(v))
-		code := sw.code
-		sw.reset(nil)
-		statusWriterPool.Put(sw)
-		h.tel.ObserveHTTP("challenge", r.Method, code, h.now().Sub(start))
+		weight := h.challengeWeight(v)
+		h.serveObserved(w, r, start, "challenge", func(w http.ResponseWriter, r *http.Request) {
+			h.chal.Serve(w, r, client, weight)
+		})
 	default:
 		// Tarpit is rejected at policy load until its role exists; a
 		// decision carrying it is enforced as a block so that nothing
@@ -205,13 +196,21 @@ func (h *Handler) challengeWeight(v *Verdict) int {
 // serveChallengeEndpoint serves the challenge's own assets and answers
 // (verify, no-JS check) for the resolved client.
 func (h *Handler) serveChallengeEndpoint(w http.ResponseWriter, r *http.Request, client netip.Addr, start time.Time) {
+	h.serveObserved(w, r, start, challenge.Prefix, func(w http.ResponseWriter, r *http.Request) {
+		h.chal.ServeEndpoint(w, r, client)
+	})
+}
+
+// serveObserved runs serve with a status-recording writer and observes the
+// request under route with the status serve wrote.
+func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request, start time.Time, route string, serve func(http.ResponseWriter, *http.Request)) {
 	sw := statusWriterPool.Get().(*statusWriter)
 	sw.reset(w)
-	h.chal.ServeEndpoint(sw, r, client)
+	serve(sw, r)
 	code := sw.code
 	sw.reset(nil)
 	statusWriterPool.Put(sw)
-	h.tel.ObserveHTTP(challenge.Prefix, r.Method, code, h.now().Sub(start))
+	h.tel.ObserveHTTP(route, r.Method, code, h.now().Sub(start))
 }
 
 // challengeEvent forwards the challenge's outcomes to the analysis queue:

@@ -74,8 +74,7 @@ func (c *robotsCache) refresh(ctx context.Context, upstream *url.URL, cat *crawl
 		}
 		raw = nil
 	}
-	parsed := robots.Parse(raw)
-	c.fp.SetRobots(parsed.Disallowed)
+	c.fp.SetRobots(robots.Parse(raw))
 	var agents []string
 	if c.cfg.DisallowAIAgents {
 		for _, a := range cat.AIAgents() {
