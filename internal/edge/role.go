@@ -142,13 +142,6 @@ func New(ctx context.Context, o Options) (*Role, error) {
 	}
 	r.fp = fp
 	r.policyFiles.Store(&files)
-	ds, err := o.Store.ListDecisions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load decisions: %w", err)
-	}
-	if err := fp.Index().ReplaceAll(ds); err != nil {
-		r.logger.Warn("some stored decisions were invalid and skipped", "err", err)
-	}
 
 	trusted, err := clientip.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
@@ -293,6 +286,12 @@ func (r *Role) FastPath() *FastPath { return r.fp }
 
 // Run binds the listeners, serves until ctx ends and drains.
 func (r *Role) Run(ctx context.Context, ready func(...role.Endpoint)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changes, err := r.loadDecisions(ctx)
+	if err != nil {
+		return err
+	}
 	var lc net.ListenConfig
 	pub, err := lc.Listen(ctx, "tcp", r.cfg.Listen)
 	if err != nil {
@@ -331,13 +330,13 @@ func (r *Role) Run(ctx context.Context, ready func(...role.Endpoint)) error {
 		endpoints = append(endpoints, role.Endpoint{Role: Name, Name: "demo-upstream", Addr: demo.Addr().String()})
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){r.watchDecisions, r.sweep, r.consumeEvents, r.watchPolicy, r.refreshLists} {
+	for _, loop := range []func(context.Context){r.sweep, r.consumeEvents, r.watchPolicy, r.refreshLists} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); r.followDecisions(ctx, changes) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); r.robots.Run(ctx, r.upstream, r.fp.Catalog) }()
 
@@ -398,30 +397,51 @@ func (r *Role) Reload() error {
 	return nil
 }
 
-// watchDecisions keeps the in-memory index in step with the store.
-func (r *Role) watchDecisions(ctx context.Context) {
-	for ctx.Err() == nil {
-		ch, err := r.store.WatchDecisions(ctx)
-		if err != nil {
+// loadDecisions subscribes to decision changes, then loads every stored
+// decision into the index: in that order, so that no change made in
+// between is missed. The edge serves only after this.
+func (r *Role) loadDecisions(ctx context.Context) (<-chan store.Change, error) {
+	ch, err := r.store.WatchDecisions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch decisions: %w", err)
+	}
+	r.resync(ctx)
+	return ch, nil
+}
+
+// followDecisions keeps the in-memory index in step with the store,
+// subscribing again if the watch ends before ctx does.
+func (r *Role) followDecisions(ctx context.Context, ch <-chan store.Change) {
+	for {
+		r.applyChanges(ctx, ch)
+		for ctx.Err() == nil {
+			var err error
+			if ch, err = r.loadDecisions(ctx); err == nil {
+				break
+			}
 			r.tel.Error("store")
 			r.logger.Error("watching decisions failed; retrying", "err", err)
 			sleep(ctx, time.Second)
-			continue
 		}
-		r.resync(ctx) // changes made before the watch started
-		for c := range ch {
-			switch c.Op {
-			case store.OpPut:
-				if err := r.fp.Index().Upsert(c.Decision); err != nil {
-					r.tel.Error("bad_decision")
-				}
-			case store.OpDelete:
-				if p, err := c.Decision.Prefix(); err == nil {
-					r.fp.Index().Delete(p)
-				}
-			case store.OpResync:
-				r.resync(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (r *Role) applyChanges(ctx context.Context, ch <-chan store.Change) {
+	for c := range ch {
+		switch c.Op {
+		case store.OpPut:
+			if err := r.fp.Index().Upsert(c.Decision); err != nil {
+				r.tel.Error("bad_decision")
 			}
+		case store.OpDelete:
+			if p, err := c.Decision.Prefix(); err == nil {
+				r.fp.Index().Delete(p)
+			}
+		case store.OpResync:
+			r.resync(ctx)
 		}
 	}
 }
