@@ -25,25 +25,17 @@ import (
 	"github.com/scrapedefense/scrapedefense/internal/decision"
 )
 
-// TestChallengePassSharedBetweenEdges: two edges over one store. Chromium
-// solves the challenge served by the first; the pass it earned is honoured
-// by the second, for the same browser (address and user agent) only.
-func TestChallengePassSharedBetweenEdges(t *testing.T) {
-	var lastUA atomic.Value
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		lastUA.Store(r.UserAgent())
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = io.WriteString(w, "<!doctype html><html><head><title>origin</title></head><body>origin page "+r.URL.Path+"</body></html>")
-	}))
-	t.Cleanup(origin.Close)
-
+// twoChallengingEdges starts two edges over one store, with a decision
+// that challenges 127.0.0.1 at the given proof-of-work difficulty, and
+// waits until both enforce it.
+func twoChallengingEdges(t *testing.T, upstream string, difficulty int) (a, b *testEdge) {
+	t.Helper()
 	st := newStore(t)
-	lowDifficulty := func(c *config.Config) {
-		c.Edge.Challenge.MinDifficulty, c.Edge.Challenge.MaxDifficulty = 10, 10
+	withDifficulty := func(c *config.Config) {
+		c.Edge.Challenge.MinDifficulty, c.Edge.Challenge.MaxDifficulty = difficulty, difficulty
 	}
-	a := startEdgeOn(t, st, origin.URL, lowDifficulty)
-	b := startEdgeOn(t, st, origin.URL, lowDifficulty)
-
+	a = startEdgeOn(t, st, upstream, withDifficulty)
+	b = startEdgeOn(t, st, upstream, withDifficulty)
 	d, err := decision.New("127.0.0.1", decision.ActionChallenge, "test", "test", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +50,22 @@ func TestChallengePassSharedBetweenEdges(t *testing.T) {
 			return ok
 		})
 	}
+	return a, b
+}
+
+// TestChallengePassSharedBetweenEdges: two edges over one store. Chromium
+// solves the challenge served by the first; the pass it earned is honoured
+// by the second, for the same browser (address and user agent) only.
+func TestChallengePassSharedBetweenEdges(t *testing.T) {
+	var lastUA atomic.Value
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lastUA.Store(r.UserAgent())
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<!doctype html><html><head><title>origin</title></head><body>origin page "+r.URL.Path+"</body></html>")
+	}))
+	t.Cleanup(origin.Close)
+
+	a, b := twoChallengingEdges(t, origin.URL, 10)
 
 	tab := browsertest.Start(t, 60*time.Second)
 	if err := chromedp.Do(tab, chromedp.Navigate(a.public+"/first")); err != nil {
@@ -116,26 +124,7 @@ func TestChallengeSolutionReplayRejectedByOtherEdge(t *testing.T) {
 		_, _ = io.WriteString(w, "origin page "+r.URL.Path)
 	}))
 	t.Cleanup(origin.Close)
-	st := newStore(t)
-	lowDifficulty := func(c *config.Config) {
-		c.Edge.Challenge.MinDifficulty, c.Edge.Challenge.MaxDifficulty = 8, 8
-	}
-	a := startEdgeOn(t, st, origin.URL, lowDifficulty)
-	b := startEdgeOn(t, st, origin.URL, lowDifficulty)
-	d, err := decision.New("127.0.0.1", decision.ActionChallenge, "test", "test", time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.PutDecision(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range []*testEdge{a, b} {
-		ix := e.role.FastPath().Index()
-		eventually(t, 5*time.Second, "the challenge decision to reach both edges", func() bool {
-			_, ok := ix.Lookup(netip.MustParseAddr("127.0.0.1"), time.Now().UnixNano())
-			return ok
-		})
-	}
+	a, b := twoChallengingEdges(t, origin.URL, 8)
 
 	// Fetch B's challenge page like a browser would.
 	page := do(t, client(t, ""), http.MethodGet, b.public+"/article", browserHeader(), nil)
