@@ -62,15 +62,17 @@ func freePort(t *testing.T) string {
 
 // server is a running `scrapedefense serve`.
 type server struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	env     []string
-	public  string
-	admin   string
-	dataDir string
-	stderr  *syncBuffer
-	done    chan struct{} // closed when the process has exited
-	waitErr error
+	t      *testing.T
+	cmd    *exec.Cmd
+	env    []string
+	public string
+	admin  string
+	// Listeners of the other roles (each serves /health and /metrics).
+	ai, escalation, tarpitAdmin string
+	dataDir                     string
+	stderr                      *syncBuffer
+	done                        chan struct{} // closed when the process has exited
+	waitErr                     error
 }
 
 type syncBuffer struct {
@@ -94,12 +96,19 @@ func (s *syncBuffer) String() string {
 // prints its endpoints.
 func startServer(t *testing.T, dataDir string, env []string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, public: freePort(t), admin: freePort(t), stderr: &syncBuffer{}, done: make(chan struct{})}
+	s := &server{t: t, dataDir: dataDir, public: freePort(t), admin: freePort(t),
+		ai: freePort(t), escalation: freePort(t), tarpitAdmin: freePort(t),
+		stderr: &syncBuffer{}, done: make(chan struct{})}
 	s.env = append(os.Environ(),
 		"SCRAPEDEFENSE_EDGE_LISTEN="+s.public,
 		"SCRAPEDEFENSE_EDGE_ADMIN_LISTEN="+s.admin,
 		"SCRAPEDEFENSE_DATA_DIR="+dataDir,
 		"SCRAPEDEFENSE_EDGE_TIMEOUTS_SHUTDOWN=10s",
+		// Every other role on its own free port, so tests run in parallel.
+		"SCRAPEDEFENSE_AI_LISTEN="+s.ai,
+		"SCRAPEDEFENSE_ESCALATION_LISTEN="+s.escalation,
+		"SCRAPEDEFENSE_TARPIT_LISTEN="+freePort(t),
+		"SCRAPEDEFENSE_TARPIT_ADMIN_LISTEN="+s.tarpitAdmin,
 	)
 	s.env = append(s.env, env...)
 	s.cmd = exec.Command(binary(t), append([]string{"serve"}, args...)...)

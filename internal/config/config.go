@@ -18,11 +18,120 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	DataDir string    `yaml:"data_dir" doc:"Directory for the embedded store and generated secrets. Default: $XDG_STATE_HOME/scrapedefense (usually ~/.local/state/scrapedefense)."`
-	Log     LogConfig `yaml:"log"`
-	Edge    Edge      `yaml:"edge"`
-	Lists   Lists     `yaml:"lists"`
-	API     API       `yaml:"api"`
+	DataDir    string     `yaml:"data_dir" doc:"Directory for the embedded store and generated secrets. Default: $XDG_STATE_HOME/scrapedefense (usually ~/.local/state/scrapedefense)."`
+	Log        LogConfig  `yaml:"log"`
+	Edge       Edge       `yaml:"edge"`
+	Lists      Lists      `yaml:"lists"`
+	API        API        `yaml:"api"`
+	AI         AI         `yaml:"ai"`
+	Escalation Escalation `yaml:"escalation"`
+	Alerts     Alerts     `yaml:"alerts"`
+	Tarpit     Tarpit     `yaml:"tarpit"`
+}
+
+// AI configures the AI service: the webhook intake (events and commands
+// from other senders) and the actions that carry out verdicts.
+type AI struct {
+	Listen        string        `yaml:"listen" doc:"Listener of POST /webhook, POST /escalate, /health and /metrics."`
+	Senders       []string      `yaml:"senders" doc:"Webhook senders as name:secret_file pairs; each signs its requests with the secret in its file (docs/webhook.md)."`
+	ReplayWindow  time.Duration `yaml:"replay_window" doc:"Signed requests older or newer than this are rejected as stale."`
+	MaxBodyBytes  int           `yaml:"max_body_bytes" doc:"Largest webhook body accepted (413 above)."`
+	MaxEvents     int           `yaml:"max_events" doc:"Most events in one webhook message."`
+	RateLimit     Rate          `yaml:"rate_limit" doc:"Requests each sender may make."`
+	QueueCapacity int           `yaml:"queue_capacity" doc:"Events the durable escalation queue holds; beyond it the webhook answers 503 and the edge drops (and counts) events."`
+}
+
+// Escalation configures the scoring engine (docs/escalation.md).
+type Escalation struct {
+	Listen     string        `yaml:"listen" doc:"Listener of /health and /metrics of the scoring workers."`
+	Workers    int           `yaml:"workers" doc:"Goroutines scoring events from the queue."`
+	Batch      int           `yaml:"batch" doc:"Events a worker takes from the queue at once."`
+	Thresholds Ladder        `yaml:"thresholds"`
+	BanTTL     time.Duration `yaml:"ban_ttl" doc:"Duration of a first decision; it doubles with each repeat offence."`
+	MaxBanTTL  time.Duration `yaml:"max_ban_ttl" doc:"Longest decision a repeat offender gets."`
+	ModelFile  string        `yaml:"model_file" doc:"Model weights (JSON, from scrapedefense model train). Empty: the built-in model."`
+	MaxClients int           `yaml:"max_clients" doc:"Clients (addresses, subnets, fingerprints) whose behaviour windows are kept; the least recently seen are evicted beyond it."`
+	Classifier Classifier    `yaml:"classifier"`
+}
+
+// Ladder maps scores (0 to 1, the model's bot probability) to actions.
+type Ladder struct {
+	Challenge float64 `yaml:"challenge" doc:"Score at which a client is challenged."`
+	Throttle  float64 `yaml:"throttle" doc:"Score at which a client is throttled."`
+	Tarpit    float64 `yaml:"tarpit" doc:"Score at which a client is sent to the tarpit."`
+	Block     float64 `yaml:"block" doc:"Score at which a client is blocked."`
+}
+
+// Classifier configures the optional external opinion on grey-zone scores.
+type Classifier struct {
+	Kind          string        `yaml:"kind" doc:"none, openai (any OpenAI-compatible chat completions API: OpenAI, llama.cpp, Ollama) or http (generic JSON classifier)."`
+	URL           string        `yaml:"url" doc:"Base URL of the API (openai: without /v1/chat/completions)."`
+	Model         string        `yaml:"model" doc:"Model name sent to an OpenAI-compatible API."`
+	APIKeyFile    string        `yaml:"api_key_file" doc:"File holding the bearer API key, if the API needs one."`
+	Budget        time.Duration `yaml:"budget" doc:"Time allowed per call; past it the verdict is left to the other stages."`
+	MaxConcurrent int           `yaml:"max_concurrent" doc:"Calls in flight at once; more are skipped, not queued."`
+	GreyLow       float64       `yaml:"grey_low" doc:"Lowest score sent to the classifier."`
+	GreyHigh      float64       `yaml:"grey_high" doc:"Highest score sent to the classifier."`
+	PricePer1K    float64       `yaml:"price_per_1k_tokens" doc:"Cost of 1000 tokens, for classifier_cost_total."`
+	AllowPrivate  bool          `yaml:"allow_private" doc:"Allow a classifier URL on a loopback or private address (a local llama.cpp or Ollama)."`
+}
+
+// Alerts configures the notifiers that tell people about verdicts.
+type Alerts struct {
+	MinSeverity  string        `yaml:"min_severity" doc:"Least severe alert sent: info, warning or critical (a block verdict is critical, tarpit warning, the rest info)."`
+	Window       time.Duration `yaml:"window" doc:"Aggregation window: one alert per client per window, later ones summed into one summary."`
+	AllowPrivate bool          `yaml:"allow_private_destinations" doc:"Allow alert URLs on loopback or private addresses (the SSRF guard refuses them by default)."`
+	Webhook      AlertWebhook  `yaml:"webhook"`
+	Slack        AlertSlack    `yaml:"slack"`
+	SMTP         AlertSMTP     `yaml:"smtp"`
+	PagerDuty    AlertPD       `yaml:"pagerduty"`
+}
+
+// AlertWebhook is a generic signed JSON webhook.
+type AlertWebhook struct {
+	URL        string `yaml:"url" doc:"Receiver URL; empty disables the channel."`
+	SecretFile string `yaml:"secret_file" doc:"HMAC-SHA256 signing secret (X-Scrapedefense-Signature)."`
+}
+
+// AlertSlack is a Slack incoming webhook.
+type AlertSlack struct {
+	URLFile string `yaml:"url_file" doc:"File holding the incoming-webhook URL (it is a secret); empty disables the channel."`
+}
+
+// AlertSMTP sends mail.
+type AlertSMTP struct {
+	Addr          string   `yaml:"addr" doc:"SMTP server host:port; empty disables the channel."`
+	From          string   `yaml:"from" doc:"Sender address."`
+	To            []string `yaml:"to" doc:"Recipients."`
+	Username      string   `yaml:"username" doc:"AUTH PLAIN user (only over TLS)."`
+	PasswordFile  string   `yaml:"password_file" doc:"File holding the SMTP password."`
+	InsecureNoTLS bool     `yaml:"insecure_no_tls" doc:"Send without STARTTLS when the server does not offer it (never with a password)."`
+}
+
+// AlertPD is PagerDuty's Events API v2.
+type AlertPD struct {
+	URL            string `yaml:"url" doc:"Events API endpoint."`
+	RoutingKeyFile string `yaml:"routing_key_file" doc:"File holding the integration's routing key; empty disables the channel."`
+}
+
+// Tarpit configures the maze for confirmed bots (docs/tarpit.md).
+type Tarpit struct {
+	Listen             string        `yaml:"listen" doc:"Listener of the maze when the tarpit runs apart from the edge."`
+	AdminListen        string        `yaml:"admin_listen" doc:"Listener of the tarpit's /health and /metrics."`
+	Prefix             string        `yaml:"prefix" doc:"Path prefix of the maze: the hidden trap links point here and robots.txt disallows it."`
+	SeedFile           string        `yaml:"seed_file" doc:"Secret that makes maze pages deterministic per URL; share it between instances. Empty: generated into the data dir."`
+	ModelFile          string        `yaml:"model_file" doc:"Markov text model (from scrapedefense tarpit train). Empty: the built-in model."`
+	TemplateFile       string        `yaml:"template_file" doc:"HTML layout for maze pages (html/template with a {{.Content}} slot). Empty: a plain built-in layout."`
+	LinksPerPage       int           `yaml:"links_per_page" doc:"Links deeper into the maze on each page."`
+	DripBytesPerSecond int           `yaml:"drip_bytes_per_second" doc:"Speed at which a page is sent to one client."`
+	MaxSession         time.Duration `yaml:"max_session" doc:"Longest time one response is kept open."`
+	MaxConns           int           `yaml:"max_conns" doc:"Concurrent maze connections; past it clients get a cheap answer."`
+	MaxConnsPerSubnet  int           `yaml:"max_conns_per_subnet" doc:"Concurrent maze connections per /24 or /64."`
+	MaxBytesPerSecond  int           `yaml:"max_bytes_per_second" doc:"Total bandwidth of the maze across all clients."`
+	HopLimit           int           `yaml:"hop_limit" doc:"Maze pages a client may fetch within hop_window before it is blocked at the edge."`
+	HopWindow          time.Duration `yaml:"hop_window" doc:"Window in which hops are counted."`
+	BlockTTL           time.Duration `yaml:"block_ttl" doc:"Duration of the block decision written at the hop limit."`
+	GzipBomb           bool          `yaml:"gzip_bomb" doc:"Answer confirmed bots that accept gzip with a small body that inflates very large. Off by default: read docs/tarpit.md first."`
 }
 
 // LogConfig configures the JSON logs on stderr.
@@ -50,6 +159,7 @@ type Edge struct {
 	MaxHeaderBytes    int           `yaml:"max_header_bytes" doc:"Largest request header block accepted; larger requests get 431."`
 	Pprof             bool          `yaml:"pprof" doc:"Serve Go profiles at /debug/pprof/ on admin_listen, for performance investigations."`
 	ForwardAuthPath   string        `yaml:"forward_auth_path" doc:"Path of the forward-auth endpoint on admin_listen (nginx auth_request, Caddy forward_auth, Traefik ForwardAuth)."`
+	TrapLinks         bool          `yaml:"trap_links" doc:"Inject a link to the tarpit's maze, invisible to people and screen readers and disallowed in robots.txt, into proxied HTML pages (uncompressed 200 responses). Needs the tarpit role in the same process."`
 }
 
 // ProxyProtocol configures PROXY protocol v1/v2 on the public listener.
@@ -108,7 +218,8 @@ type Robots struct {
 
 // Events configures the bounded queue of events for analysis.
 type Events struct {
-	QueueSize int `yaml:"queue_size" doc:"Events held for the analysis pipeline; when full, new events are dropped and counted (events_dropped_total)."`
+	QueueSize   int  `yaml:"queue_size" doc:"Events held for the analysis pipeline; when full, new events are dropped and counted (events_dropped_total)."`
+	AllRequests bool `yaml:"all_requests" doc:"Send every request to the escalation engine, not only those a rule matched: behaviour signals (pages vs assets, rate, distinct paths) need them. Applies when the AI service runs in the same process."`
 }
 
 // Transport tunes the connection pool to the upstream.
@@ -160,14 +271,52 @@ func Default() Config {
 				NoJSFallbackWait: 10 * time.Second, CookieName: "scrapedefense_pass", KeyRotation: 7 * 24 * time.Hour,
 			},
 			Robots:          Robots{Serve: true, DisallowAIAgents: true, Refresh: 5 * time.Minute},
-			Events:          Events{QueueSize: 10000},
+			Events:          Events{QueueSize: 10000, AllRequests: true},
 			Upstreams:       Transport{MaxIdleConnsPerHost: 1024, DialTimeout: 5 * time.Second, ResponseTimeout: 60 * time.Second},
 			Timeouts:        Timeouts{ReadHeader: 10 * time.Second, Idle: 120 * time.Second, Shutdown: 30 * time.Second},
 			MaxHeaderBytes:  32 << 10,
 			ForwardAuthPath: "/forward-auth",
+			TrapLinks:       true,
 		},
 		Lists: Lists{
 			AIAgentsURL: "https://raw.githubusercontent.com/ai-robots-txt/ai.robots.txt/main/robots.json",
+		},
+		AI: AI{
+			Listen:        "127.0.0.1:8000",
+			ReplayWindow:  5 * time.Minute,
+			MaxBodyBytes:  1 << 20,
+			MaxEvents:     500,
+			RateLimit:     Rate{Requests: 600_000, Per: time.Minute, Burst: 5000},
+			QueueCapacity: 1_000_000,
+		},
+		Escalation: Escalation{
+			Listen:     "127.0.0.1:8003",
+			Workers:    2,
+			Batch:      64,
+			Thresholds: Ladder{Challenge: 0.5, Throttle: 0.7, Tarpit: 0.8, Block: 0.9},
+			BanTTL:     time.Hour,
+			MaxBanTTL:  7 * 24 * time.Hour,
+			MaxClients: 1_000_000,
+			Classifier: Classifier{Kind: "none", Budget: 800 * time.Millisecond, MaxConcurrent: 4, GreyLow: 0.4, GreyHigh: 0.8},
+		},
+		Alerts: Alerts{
+			MinSeverity: "warning",
+			Window:      5 * time.Minute,
+			PagerDuty:   AlertPD{URL: "https://events.pagerduty.com/v2/enqueue"},
+		},
+		Tarpit: Tarpit{
+			Listen:             "127.0.0.1:8001",
+			AdminListen:        "127.0.0.1:9081",
+			Prefix:             "/.well-known/sd-archive/",
+			LinksPerPage:       8,
+			DripBytesPerSecond: 256,
+			MaxSession:         5 * time.Minute,
+			MaxConns:           10_000,
+			MaxConnsPerSubnet:  64,
+			MaxBytesPerSecond:  4 << 20,
+			HopLimit:           10,
+			HopWindow:          time.Hour,
+			BlockTTL:           24 * time.Hour,
 		},
 	}
 }
@@ -295,6 +444,10 @@ func (c *Config) Validate() error {
 		checkURL(&errs, "lists.ai_agents_url", c.Lists.AIAgentsURL)
 	}
 	checkFile(&errs, "api.token_file", c.API.TokenFile)
+	c.validateAI(&errs)
+	c.validateEscalation(&errs)
+	c.validateAlerts(&errs)
+	c.validateTarpit(&errs)
 	return errors.Join(errs...)
 }
 
@@ -361,4 +514,154 @@ func positive(errs *errList, path string, d time.Duration) {
 	if d <= 0 {
 		errs.add(path, "must be positive, got %s", d)
 	}
+}
+
+func (c *Config) validateAI(errs *errList) {
+	a := &c.AI
+	checkListen(errs, "ai.listen", a.Listen, false)
+	for i, s := range a.Senders {
+		path := fmt.Sprintf("ai.senders[%d]", i)
+		name, file, ok := strings.Cut(s, ":")
+		if !ok || name == "" || file == "" {
+			errs.add(path, "want name:secret_file, got %q", s)
+			continue
+		}
+		checkFile(errs, path, file)
+	}
+	positive(errs, "ai.replay_window", a.ReplayWindow)
+	if a.MaxBodyBytes < 1024 || a.MaxBodyBytes > 64<<20 {
+		errs.add("ai.max_body_bytes", "must be between 1024 and 67108864, got %d", a.MaxBodyBytes)
+	}
+	if a.MaxEvents < 1 || a.MaxEvents > 10_000 {
+		errs.add("ai.max_events", "must be between 1 and 10000, got %d", a.MaxEvents)
+	}
+	checkRate(errs, "ai.rate_limit", a.RateLimit)
+	if a.QueueCapacity < 1 || a.QueueCapacity > 100_000_000 {
+		errs.add("ai.queue_capacity", "must be between 1 and 100000000, got %d", a.QueueCapacity)
+	}
+}
+
+func (c *Config) validateEscalation(errs *errList) {
+	e := &c.Escalation
+	checkListen(errs, "escalation.listen", e.Listen, false)
+	if e.Workers < 1 || e.Workers > 256 {
+		errs.add("escalation.workers", "must be between 1 and 256, got %d", e.Workers)
+	}
+	if e.Batch < 1 || e.Batch > 10_000 {
+		errs.add("escalation.batch", "must be between 1 and 10000, got %d", e.Batch)
+	}
+	prev := 0.0
+	for _, t := range []struct {
+		name string
+		v    float64
+	}{{"challenge", e.Thresholds.Challenge}, {"throttle", e.Thresholds.Throttle}, {"tarpit", e.Thresholds.Tarpit}, {"block", e.Thresholds.Block}} {
+		if !(t.v > prev && t.v <= 1) { // also rejects NaN
+			errs.add("escalation.thresholds."+t.name, "must be above the lower rungs and at most 1, got %v", t.v)
+		} else {
+			prev = t.v
+		}
+	}
+	positive(errs, "escalation.ban_ttl", e.BanTTL)
+	if e.MaxBanTTL < e.BanTTL {
+		errs.add("escalation.max_ban_ttl", "must be at least ban_ttl, got %s", e.MaxBanTTL)
+	}
+	checkFile(errs, "escalation.model_file", e.ModelFile)
+	if e.MaxClients < 1000 || e.MaxClients > 100_000_000 {
+		errs.add("escalation.max_clients", "must be between 1000 and 100000000, got %d", e.MaxClients)
+	}
+	cl := &e.Classifier
+	switch cl.Kind {
+	case "none", "":
+	case "openai", "http":
+		if cl.URL == "" {
+			errs.add("escalation.classifier.url", "is required for kind %s", cl.Kind)
+		} else {
+			checkURL(errs, "escalation.classifier.url", cl.URL)
+		}
+		if cl.Kind == "openai" && cl.Model == "" {
+			errs.add("escalation.classifier.model", "is required for kind openai")
+		}
+	default:
+		errs.add("escalation.classifier.kind", "unknown kind %q (want none, openai or http)", cl.Kind)
+	}
+	checkFile(errs, "escalation.classifier.api_key_file", cl.APIKeyFile)
+	positive(errs, "escalation.classifier.budget", cl.Budget)
+	if cl.MaxConcurrent < 1 {
+		errs.add("escalation.classifier.max_concurrent", "must be at least 1")
+	}
+	if !(cl.GreyLow >= 0 && cl.GreyLow < cl.GreyHigh && cl.GreyHigh <= 1) {
+		errs.add("escalation.classifier.grey_low", "grey_low and grey_high must satisfy 0 <= grey_low < grey_high <= 1")
+	}
+	if !(cl.PricePer1K >= 0) {
+		errs.add("escalation.classifier.price_per_1k_tokens", "must not be negative")
+	}
+}
+
+func (c *Config) validateAlerts(errs *errList) {
+	a := &c.Alerts
+	switch a.MinSeverity {
+	case "info", "warning", "critical":
+	default:
+		errs.add("alerts.min_severity", "unknown severity %q (want info, warning or critical)", a.MinSeverity)
+	}
+	if a.Window < time.Second {
+		errs.add("alerts.window", "must be at least 1s, got %s", a.Window)
+	}
+	if a.Webhook.URL != "" {
+		checkURL(errs, "alerts.webhook.url", a.Webhook.URL)
+		if a.Webhook.SecretFile == "" {
+			errs.add("alerts.webhook.secret_file", "is required: receivers must be able to verify alerts")
+		}
+	}
+	checkFile(errs, "alerts.webhook.secret_file", a.Webhook.SecretFile)
+	checkFile(errs, "alerts.slack.url_file", a.Slack.URLFile)
+	if a.SMTP.Addr != "" {
+		if _, _, err := net.SplitHostPort(a.SMTP.Addr); err != nil {
+			errs.add("alerts.smtp.addr", "want host:port: %v", err)
+		}
+		if a.SMTP.From == "" {
+			errs.add("alerts.smtp.from", "is required with alerts.smtp.addr")
+		}
+		if len(a.SMTP.To) == 0 {
+			errs.add("alerts.smtp.to", "is required with alerts.smtp.addr")
+		}
+		if a.SMTP.InsecureNoTLS && a.SMTP.PasswordFile != "" {
+			errs.add("alerts.smtp.insecure_no_tls", "cannot be combined with a password")
+		}
+	}
+	checkFile(errs, "alerts.smtp.password_file", a.SMTP.PasswordFile)
+	if a.PagerDuty.RoutingKeyFile != "" {
+		checkURL(errs, "alerts.pagerduty.url", a.PagerDuty.URL)
+	}
+	checkFile(errs, "alerts.pagerduty.routing_key_file", a.PagerDuty.RoutingKeyFile)
+}
+
+func (c *Config) validateTarpit(errs *errList) {
+	t := &c.Tarpit
+	checkListen(errs, "tarpit.listen", t.Listen, false)
+	checkListen(errs, "tarpit.admin_listen", t.AdminListen, false)
+	if !strings.HasPrefix(t.Prefix, "/") || !strings.HasSuffix(t.Prefix, "/") || len(t.Prefix) < 3 {
+		errs.add("tarpit.prefix", "must start and end with / and name a directory, got %q", t.Prefix)
+	}
+	checkFile(errs, "tarpit.seed_file", t.SeedFile)
+	checkFile(errs, "tarpit.model_file", t.ModelFile)
+	checkFile(errs, "tarpit.template_file", t.TemplateFile)
+	for _, f := range []struct {
+		path      string
+		v, lo, hi int
+	}{
+		{"tarpit.links_per_page", t.LinksPerPage, 1, 100},
+		{"tarpit.drip_bytes_per_second", t.DripBytesPerSecond, 1, 1 << 30},
+		{"tarpit.max_conns", t.MaxConns, 1, 1_000_000},
+		{"tarpit.max_conns_per_subnet", t.MaxConnsPerSubnet, 1, 1_000_000},
+		{"tarpit.max_bytes_per_second", t.MaxBytesPerSecond, 1, 1 << 30},
+		{"tarpit.hop_limit", t.HopLimit, 1, 1_000_000},
+	} {
+		if f.v < f.lo || f.v > f.hi {
+			errs.add(f.path, "must be between %d and %d, got %d", f.lo, f.hi, f.v)
+		}
+	}
+	positive(errs, "tarpit.max_session", t.MaxSession)
+	positive(errs, "tarpit.hop_window", t.HopWindow)
+	positive(errs, "tarpit.block_ttl", t.BlockTTL)
 }

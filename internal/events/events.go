@@ -9,25 +9,74 @@ import (
 	"time"
 )
 
-// Event is one request the edge found worth analysing: anything with a
-// matched rule, weight or a non-allow verdict. The schema is versioned
-// because other senders (log shippers, other proxies) will produce it too.
+// Event is one request worth analysing, or one signal about a client
+// (a challenge outcome, a trap or tarpit hit). The schema is versioned
+// because other senders (log shippers, other proxies, the webhook) produce
+// it too; docs/webhook.md is its reference.
 type Event struct {
-	Version   int               `json:"v"`
-	Time      time.Time         `json:"time"`
-	ClientIP  string            `json:"client_ip"`
-	Method    string            `json:"method"`
-	Host      string            `json:"host"`
-	Path      string            `json:"path"`
-	UserAgent string            `json:"user_agent"`
-	Headers   map[string]string `json:"headers,omitempty"`
-	Action    string            `json:"action"`
-	Stage     string            `json:"stage"`
-	Rule      string            `json:"rule,omitempty"`
-	Weight    int               `json:"weight"`
-	Rules     []string          `json:"rules,omitempty"`
-	Crawler   string            `json:"crawler,omitempty"`
-	Source    string            `json:"source"`
+	Version int `json:"v"`
+	// ID is the sender's idempotency key: an event with an ID already seen
+	// is accepted once.
+	ID        string    `json:"id,omitempty"`
+	Kind      Kind      `json:"kind,omitempty"` // "" means KindRequest
+	Time      time.Time `json:"time"`
+	ClientIP  string    `json:"client_ip"`
+	Method    string    `json:"method,omitempty"`
+	Host      string    `json:"host,omitempty"`
+	Path      string    `json:"path,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	// Status is the response status when the sender knows it (0 if not).
+	Status int `json:"status,omitempty"`
+	// Headers holds selected request headers (canonical names), never
+	// cookies or credentials.
+	Headers map[string]string `json:"headers,omitempty"`
+	// HeaderOrder lists the request's header names, lower case, in the
+	// order the client sent them (HTTP/1.1 only; empty when unknown).
+	HeaderOrder []string `json:"header_order,omitempty"`
+	// TLSFingerprint is the client's JA4 (or JA3) when the sender has it.
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	// RobotsDisallowed is true when robots.txt disallows Path for the
+	// client's user agent.
+	RobotsDisallowed bool `json:"robots_disallowed,omitempty"`
+	// What the sender decided and why.
+	Action  string   `json:"action,omitempty"`
+	Stage   string   `json:"stage,omitempty"`
+	Rule    string   `json:"rule,omitempty"`
+	Weight  int      `json:"weight,omitempty"`
+	Rules   []string `json:"rules,omitempty"`
+	Crawler string   `json:"crawler,omitempty"`
+	// CrawlerVerified is true when Crawler is verified by its operator's
+	// published address ranges: such a client is never blocked.
+	CrawlerVerified bool   `json:"crawler_verified,omitempty"`
+	Source          string `json:"source"`
+}
+
+// Notable reports whether the event is more than a plain allowed request
+// that matched nothing: a signal kind, a rule, a weight or another action.
+func (e *Event) Notable() bool {
+	return (e.Kind != "" && e.Kind != KindRequest) || e.Action != "allow" || e.Rule != "" || e.Weight != 0 || len(e.Rules) > 0
+}
+
+// Kind says what an event reports.
+type Kind string
+
+// Event kinds. Challenge passes are human labels for model training; trap
+// and tarpit hits and challenge failures are bot labels.
+const (
+	KindRequest       Kind = "request"
+	KindChallengePass Kind = "challenge_pass"
+	KindChallengeFail Kind = "challenge_fail"
+	KindTrap          Kind = "trap"
+	KindTarpit        Kind = "tarpit"
+)
+
+// Valid reports whether k is a known kind ("" counts as KindRequest).
+func (k Kind) Valid() bool {
+	switch k {
+	case "", KindRequest, KindChallengePass, KindChallengeFail, KindTrap, KindTarpit:
+		return true
+	}
+	return false
 }
 
 // SchemaVersion is the current Event schema.
@@ -66,6 +115,29 @@ func (q *Queue) Pop(ctx context.Context) (Event, error) {
 	case <-ctx.Done():
 		return Event{}, ctx.Err()
 	}
+}
+
+// PopBatch waits for at least one event, then takes whatever else is
+// queued without waiting, up to len(buf). It returns how many it stored.
+func (q *Queue) PopBatch(ctx context.Context, buf []Event) (int, error) {
+	if len(buf) == 0 {
+		return 0, nil
+	}
+	select {
+	case buf[0] = <-q.ch:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	n := 1
+	for n < len(buf) {
+		select {
+		case buf[n] = <-q.ch:
+			n++
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
 }
 
 // Len is the number of queued events.

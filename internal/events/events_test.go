@@ -109,3 +109,23 @@ func TestRecent(t *testing.T) {
 		t.Errorf("List = %v, want [7 6 5]", got)
 	}
 }
+
+func TestPopBatchTakesWhatIsQueued(t *testing.T) {
+	q := NewQueue(8)
+	for i := range 5 {
+		q.TryPush(Event{Path: "/" + strconv.Itoa(i)})
+	}
+	buf := make([]Event, 3)
+	ctx := context.Background()
+	for _, want := range []int{3, 2} {
+		n, err := q.PopBatch(ctx, buf)
+		if err != nil || n != want {
+			t.Fatalf("PopBatch = %d, %v; want %d", n, err, want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	if n, err := q.PopBatch(ctx, buf); n != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("PopBatch on an empty queue = %d, %v; want 0 and the context's error", n, err)
+	}
+}
