@@ -31,9 +31,11 @@ const (
 	// that is never challenged (robots.txt, feeds, ...).
 	StageChallengePass
 	StageChallengeExempt
+	// StageTrap sends a request for the hidden maze entrance to the tarpit.
+	StageTrap
 )
 
-var stageNames = [...]string{"none", "verified-crawler", "decision", "policy", "rate-limit", "challenge-pass", "challenge-exempt"}
+var stageNames = [...]string{"none", "verified-crawler", "decision", "policy", "rate-limit", "challenge-pass", "challenge-exempt", "trap"}
 
 func (s Stage) String() string { return stageNames[s] }
 

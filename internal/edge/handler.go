@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -51,7 +52,18 @@ type Handler struct {
 	blockStatus int
 	blockBody   []byte
 	robotsTxt   func() []byte // nil: pass /robots.txt to the upstream
-	chal        *challenge.Service
+	// tarpit serves the maze (nil: tarpit verdicts are enforced as
+	// blocks); trapPrefix is the maze entrance hidden in pages.
+	tarpit     func(w http.ResponseWriter, r *http.Request, client netip.Addr)
+	trapPrefix string
+	// trapLinks, when set, injects a hidden link to trapHref into proxied
+	// HTML pages.
+	trapLinks func(w io.Writer, href string) io.WriteCloser
+	trapHref  string
+	// emitAll sends every request to analysis, not only those with a
+	// rule or weight: behaviour (pages vs assets, rate, paths) needs them.
+	emitAll bool
+	chal    *challenge.Service
 	// decisionChallengeWeight selects the challenge for decisions with the
 	// challenge action, which carry no policy weight.
 	decisionChallengeWeight int
@@ -143,32 +155,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.fp.Decide(&st.req, start, true, v)
 	h.settleChallenge(r, client, v)
 	h.verdicts.inc(v.Action, v.Rule)
-	if !v.Trivial() {
-		h.emit(r, &st.req, v, start)
-	}
 
-	switch v.Action {
-	case decision.ActionAllow:
+	var code int
+	switch {
+	case h.tarpit != nil && h.trapPrefix != "" && strings.HasPrefix(r.URL.Path, h.trapPrefix) && !v.Crawler.Verified:
+		// Only a client that ignored robots.txt and followed a link no
+		// person can see arrives here: it enters the maze, whatever its
+		// score.
+		v.Action, v.Stage, v.Rule = decision.ActionTarpit, StageTrap, StageTrap.String()
+		code = h.serveObserved(w, r, start, "tarpit", func(w http.ResponseWriter, r *http.Request) { h.tarpit(w, r, client) })
+	case v.Action == decision.ActionAllow:
 		if h.robotsTxt != nil && r.URL.Path == "/robots.txt" {
-			h.serveRobots(w, r, start)
-			return
+			code = h.serveRobots(w, r, start)
+			break
 		}
 		st.info = clientInfo{addr: client.String(), peer: peer.String(), peerTrusted: h.resolver.Trusted(peer)}
 		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, &st.info))
-		h.serveObserved(w, r, start, "proxy", h.proxy.ServeHTTP)
-	case decision.ActionThrottle:
+		serve := h.proxy.ServeHTTP
+		if h.trapLinks != nil {
+			serve = h.proxyWithTrapLink
+		}
+		code = h.serveObserved(w, r, start, "proxy", serve)
+	case v.Action == decision.ActionThrottle:
 		w.Header().Set("Retry-After", retryAfter(v))
-		h.finish(w, r, start, "throttle", http.StatusTooManyRequests, "Too many requests. Please slow down.")
-	case decision.ActionChallenge:
+		code = h.finish(w, r, start, "throttle", http.StatusTooManyRequests, "Too many requests. Please slow down.")
+	case v.Action == decision.ActionChallenge:
 		weight := h.challengeWeight(v)
-		h.serveObserved(w, r, start, "challenge", func(w http.ResponseWriter, r *http.Request) {
+		code = h.serveObserved(w, r, start, "challenge", func(w http.ResponseWriter, r *http.Request) {
 			h.chal.Serve(w, r, client, weight)
 		})
+	case v.Action == decision.ActionTarpit && h.tarpit != nil:
+		code = h.serveObserved(w, r, start, "tarpit", func(w http.ResponseWriter, r *http.Request) { h.tarpit(w, r, client) })
 	default:
-		// Tarpit is rejected at policy load until its role exists; a
-		// decision carrying it is enforced as a block so that nothing
-		// marked as a bot reaches the site.
-		h.block(w, r, start)
+		// Block, and tarpit when no tarpit is wired: nothing marked as a
+		// bot reaches the site.
+		code = h.block(w, r, start)
+	}
+	if h.emitAll || !v.Trivial() {
+		h.emit(r, &st.req, v, start, code)
 	}
 }
 
@@ -203,7 +227,7 @@ func (h *Handler) serveChallengeEndpoint(w http.ResponseWriter, r *http.Request,
 
 // serveObserved runs serve with a status-recording writer and observes the
 // request under route with the status serve wrote.
-func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request, start time.Time, route string, serve func(http.ResponseWriter, *http.Request)) {
+func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request, start time.Time, route string, serve func(http.ResponseWriter, *http.Request)) int {
 	sw := statusWriterPool.Get().(*statusWriter)
 	sw.reset(w)
 	serve(sw, r)
@@ -211,11 +235,15 @@ func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request, start ti
 	sw.reset(nil)
 	statusWriterPool.Put(sw)
 	h.tel.ObserveHTTP(route, r.Method, code, h.now().Sub(start))
+	return code
 }
 
 // challengeEvent forwards the challenge's outcomes to the analysis queue:
 // passes are human labels, failures and no-shows bot signals.
 func (h *Handler) challengeEvent(e challenge.Event) {
+	if e.Kind == challenge.EventIssued {
+		return // the request that got the challenge is an event already
+	}
 	h.queue.TryPush(events.Event{
 		Version:   events.SchemaVersion,
 		Time:      e.Time.UTC(),
@@ -223,6 +251,7 @@ func (h *Handler) challengeEvent(e challenge.Event) {
 		Method:    e.Method,
 		Path:      e.Path,
 		UserAgent: truncate(e.UserAgent, 512),
+		Kind:      challengeKind(e.Kind),
 		Action:    decision.ActionChallenge.String(),
 		Stage:     "challenge-" + e.Kind,
 		Rule:      e.Reason,
@@ -230,7 +259,16 @@ func (h *Handler) challengeEvent(e challenge.Event) {
 	})
 }
 
-func (h *Handler) block(w http.ResponseWriter, r *http.Request, start time.Time) {
+// challengeKind maps the challenge's outcome to an event kind: a pass is
+// evidence of a person, anything else of a bot.
+func challengeKind(outcome string) events.Kind {
+	if outcome == challenge.EventPassed {
+		return events.KindChallengePass
+	}
+	return events.KindChallengeFail
+}
+
+func (h *Handler) block(w http.ResponseWriter, r *http.Request, start time.Time) int {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
@@ -241,9 +279,10 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, start time.Time)
 		_, _ = w.Write(h.blockBody)
 	}
 	h.tel.ObserveHTTP("block", r.Method, h.blockStatus, h.now().Sub(start))
+	return h.blockStatus
 }
 
-func (h *Handler) serveRobots(w http.ResponseWriter, r *http.Request, start time.Time) {
+func (h *Handler) serveRobots(w http.ResponseWriter, r *http.Request, start time.Time) int {
 	body := h.robotsTxt()
 	hd := w.Header()
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
@@ -254,22 +293,32 @@ func (h *Handler) serveRobots(w http.ResponseWriter, r *http.Request, start time
 		_, _ = w.Write(body)
 	}
 	h.tel.ObserveHTTP("/robots.txt", r.Method, http.StatusOK, h.now().Sub(start))
+	return http.StatusOK
 }
 
-func (h *Handler) finish(w http.ResponseWriter, r *http.Request, start time.Time, route string, code int, msg string) {
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, start time.Time, route string, code int, msg string) int {
 	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, msg, code)
 	h.tel.ObserveHTTP(route, r.Method, code, h.now().Sub(start))
+	return code
 }
 
 // emit queues an event for analysis without ever blocking the request.
-func (h *Handler) emit(r *http.Request, req *policy.Request, v *Verdict, now time.Time) {
-	h.queue.TryPush(newEvent(r.Header, req, v, now, "edge"))
+func (h *Handler) emit(r *http.Request, req *policy.Request, v *Verdict, now time.Time, status int) {
+	ev := newEvent(r.Header, req, v, now, "edge")
+	ev.Status = status
+	if v.Stage == StageTrap {
+		ev.Kind = events.KindTrap
+	} else if v.Action == decision.ActionTarpit {
+		ev.Kind = events.KindTarpit
+	}
+	h.queue.TryPush(ev)
 }
 
 func newEvent(hdr http.Header, req *policy.Request, v *Verdict, now time.Time, source string) events.Event {
 	ev := events.Event{
 		Version:   events.SchemaVersion,
+		Kind:      events.KindRequest,
 		Time:      now.UTC(),
 		ClientIP:  req.Addr.String(),
 		Method:    req.Method,
@@ -282,7 +331,10 @@ func newEvent(hdr http.Header, req *policy.Request, v *Verdict, now time.Time, s
 		Weight:    v.Policy.Weight,
 		Crawler:   v.Crawler.Name,
 		Source:    source,
-		Headers:   make(map[string]string, 4),
+		// Verified only means something for a claimed crawler.
+		CrawlerVerified:  v.Crawler.Claimed() && v.Crawler.Verified,
+		RobotsDisallowed: req.Robots != nil && req.Robots.Disallowed(req.UserAgent, req.Path),
+		Headers:          make(map[string]string, 4),
 	}
 	for _, k := range eventHeaders {
 		if val := hdr.Get(k); val != "" {

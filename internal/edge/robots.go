@@ -27,6 +27,9 @@ type robotsCache struct {
 	client *http.Client
 	cfg    config.Robots
 	fp     *FastPath
+	// traps are maze prefixes disallowed for every agent, so that only a
+	// client that ignores robots.txt walks into the tarpit.
+	traps []string
 
 	body atomic.Pointer[[]byte]
 
@@ -81,7 +84,7 @@ func (c *robotsCache) refresh(ctx context.Context, upstream *url.URL, cat *crawl
 			agents = append(agents, a.Name)
 		}
 	}
-	body := robots.Render(raw, agents)
+	body := robots.Render(raw, agents, c.traps...)
 	c.body.Store(&body)
 }
 

@@ -3,13 +3,16 @@ package edge
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +46,16 @@ type Options struct {
 	Logger   *slog.Logger
 	Build    telemetry.BuildInfo
 	APIToken string
+	// Sink takes the edge's events when the AI service runs in this
+	// process (nil: they are only kept in the recent ring).
+	Sink func(ctx context.Context, evs []events.Event) error
+	// Tarpit serves the maze for tarpit verdicts and trap requests when
+	// the tarpit runs in this process (nil: tarpit verdicts are blocks).
+	Tarpit func(w http.ResponseWriter, r *http.Request, client netip.Addr)
+	// TrapPrefix is the maze entrance; TrapLinks injects a hidden link to
+	// it into proxied HTML pages.
+	TrapPrefix string
+	TrapLinks  func(w io.Writer, href string) io.WriteCloser
 }
 
 // Role is the edge service.
@@ -63,6 +76,7 @@ type Role struct {
 	demo      bool
 	robots    *robotsCache
 	transport *upstream.Transport
+	sink      func(ctx context.Context, evs []events.Event) error
 
 	reloadFailures prometheus.Counter
 	reloads        prometheus.Counter
@@ -202,6 +216,19 @@ func New(ctx context.Context, o Options) (*Role, error) {
 	if cfg.Robots.Serve {
 		r.handler.robotsTxt = r.robots.Body
 	}
+	r.sink = o.Sink
+	r.handler.emitAll = cfg.Events.AllRequests && o.Sink != nil
+	if o.Tarpit != nil {
+		r.handler.tarpit = o.Tarpit
+		r.handler.trapPrefix = o.TrapPrefix
+		if o.TrapPrefix != "" {
+			r.robots.traps = []string{o.TrapPrefix}
+		}
+		if o.TrapLinks != nil && o.TrapPrefix != "" && cfg.TrapLinks {
+			r.handler.trapLinks = o.TrapLinks
+			r.handler.trapHref = trapHref(o.TrapPrefix)
+		}
+	}
 	ch := cfg.Challenge
 	r.handler.decisionChallengeWeight = max(ch.NoJSWeightBelow, 0)
 	r.handler.chal, err = challenge.New(ctx, challenge.Config{
@@ -227,6 +254,12 @@ func New(ctx context.Context, o Options) (*Role, error) {
 	r.registerMetrics(reg)
 	r.registerHealth()
 	return r, nil
+}
+
+// trapHref is the hidden link's target: an ordinary-looking page inside
+// the maze.
+func trapHref(prefix string) string {
+	return strings.TrimSuffix(prefix, "/") + "/index.html"
 }
 
 func (r *Role) registerMetrics(reg prometheus.Registerer) {
@@ -479,18 +512,29 @@ func (r *Role) sweep(ctx context.Context) {
 	}
 }
 
-// consumeEvents drains the event queue. Until the AI service role exists to
-// take them, events are kept in a ring for the API and logged at debug level.
+// consumeEvents drains the event queue into the recent ring and, when the
+// AI service runs in this process, into its intake in batches.
 func (r *Role) consumeEvents(ctx context.Context) {
 	gauge := r.tel.QueueLength("events")
+	buf := make([]events.Event, 256)
 	for {
-		ev, err := r.queue.Pop(ctx)
+		n, err := r.queue.PopBatch(ctx, buf)
 		if err != nil {
 			return
 		}
 		gauge.Set(float64(r.queue.Len()))
-		r.recent.Add(ev)
-		r.logger.Debug("event", "client_ip", ev.ClientIP, "action", ev.Action, "rule", ev.Rule, "path", ev.Path)
+		for i := range buf[:n] {
+			if buf[i].Notable() {
+				r.recent.Add(buf[i])
+			}
+		}
+		if r.sink != nil {
+			if err := r.sink(ctx, buf[:n]); err != nil && ctx.Err() == nil {
+				r.tel.Error("event_sink")
+				r.logger.Warn("events not accepted by the AI service intake", "events", n, "err", err)
+			}
+		}
+		clear(buf[:n])
 	}
 }
 
