@@ -1,5 +1,6 @@
 // Package store defines the state behind every role: decisions, key-value
-// records with TTL, fixed-window counters and an append-only audit log.
+// records with TTL, fixed-window counters, an append-only audit log, a
+// durable work queue and a bounded per-client history.
 //
 // The interfaces are small on purpose so that a role asks only for what it
 // uses (the edge needs Decisions, the challenge service needs KV). Every
@@ -52,6 +53,24 @@ const (
 	MaxAuditDetailLen = 4 << 10
 	// MaxAuditList is the most entries ListAudit returns in one call.
 	MaxAuditList = 10_000
+
+	// MaxQueueNameLen bounds a queue name (see CheckQueueName).
+	MaxQueueNameLen = 128
+	// MaxQueues bounds the distinct queues one store holds: names come
+	// from code, so more means a bug, not load.
+	MaxQueues = 64
+	// MaxEnqueueBatch is the most payloads one Enqueue call takes; each
+	// payload is limited by MaxValueLen.
+	MaxEnqueueBatch = 1024
+	// MaxDequeue is the most messages one Dequeue call leases.
+	MaxDequeue = 1024
+	// MaxLease is the longest lease Dequeue accepts.
+	MaxLease = 24 * time.Hour
+
+	// MaxHistoryPerKey is how many records History keeps per key.
+	MaxHistoryPerKey = 100
+	// MaxHistoryRecordLen bounds one history record.
+	MaxHistoryRecordLen = 16 << 10
 )
 
 // Decisions persists the decision contract and publishes changes.
@@ -148,12 +167,62 @@ type AuditEntry struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
+// Queue is a durable, at-least-once work queue (the escalation queue).
+//
+// A message stays in the queue until it is acked. Dequeue leases messages:
+// a consumer that dies without acking loses its lease, and the messages are
+// delivered again, so consumers must tolerate duplicates (events carry an ID
+// for that).
+type Queue interface {
+	// Enqueue appends payloads, in order, as one atomic batch. They are
+	// durable (on disk, or in the backend's replicated log) when it
+	// returns nil. If the batch would take the queue past its capacity,
+	// Enqueue returns an error wrapping ErrFull and appends none of them.
+	Enqueue(ctx context.Context, queue string, payloads ...[]byte) error
+	// Dequeue waits until at least one message is available (or ctx ends)
+	// and leases up to max messages, oldest first; max <= 0 or above
+	// MaxDequeue means MaxDequeue. A leased message is invisible to other
+	// Dequeue calls until it is acked or the lease (0 < lease <= MaxLease)
+	// expires; after a restart every unacked message is visible again.
+	Dequeue(ctx context.Context, queue string, max int, lease time.Duration) ([]Message, error)
+	// Ack deletes processed messages. Acking an unknown (or already acked)
+	// id is not an error.
+	Ack(ctx context.Context, queue string, ids ...string) error
+	// QueueLen reports the messages held, leased or not.
+	QueueLen(ctx context.Context, queue string) (int64, error)
+}
+
+// Message is one leased queue entry.
+type Message struct {
+	// ID is opaque and unique within its queue; pass it to Ack.
+	ID      string
+	Payload []byte
+	// Attempts counts deliveries including this one. It is a hint, not a
+	// guarantee: a backend may restart the count after a restart.
+	Attempts int
+}
+
+// History keeps the newest records per key (a client's recent events and
+// verdicts), bounded per key and in total.
+type History interface {
+	// AppendHistory adds record under key, keeping the newest
+	// MaxHistoryPerKey records of that key. When the store holds more keys
+	// than its limit, the keys least recently appended to are evicted.
+	AppendHistory(ctx context.Context, key string, record []byte) error
+	// ListHistory returns up to limit records of key, newest first; limit
+	// <= 0 or above MaxHistoryPerKey means MaxHistoryPerKey. An unknown key
+	// has no records.
+	ListHistory(ctx context.Context, key string, limit int) ([][]byte, error)
+}
+
 // Store is the whole state of one deployment.
 type Store interface {
 	Decisions
 	KV
 	Counters
 	Audit
+	Queue
+	History
 	// Health reports backend status and utilisation for /health.
 	Health(ctx context.Context) Health
 	// Close releases resources and ends every watch. It is idempotent; every
@@ -254,6 +323,78 @@ func CheckAuditEntry(e AuditEntry) error {
 func AuditLimit(limit int) int {
 	if limit <= 0 || limit > MaxAuditList {
 		return MaxAuditList
+	}
+	return limit
+}
+
+// CheckQueueName validates a queue name: 1 to MaxQueueNameLen bytes of
+// ASCII letters, digits and "._:-", so that it is safe as a bucket name
+// and as part of a Redis key.
+func CheckQueueName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty queue name", ErrInvalidKey)
+	}
+	if len(name) > MaxQueueNameLen {
+		return fmt.Errorf("%w: queue name is %d bytes, limit %d", ErrInvalidKey, len(name), MaxQueueNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return fmt.Errorf("%w: queue name %q has byte %#x (allowed: letters, digits, \"._:-\")", ErrInvalidKey, name, c)
+		}
+	}
+	return nil
+}
+
+// CheckEnqueue validates the arguments of Queue.Enqueue.
+func CheckEnqueue(queue string, payloads [][]byte) error {
+	if err := CheckQueueName(queue); err != nil {
+		return err
+	}
+	if len(payloads) > MaxEnqueueBatch {
+		return fmt.Errorf("%w: batch of %d payloads, limit %d", ErrInvalid, len(payloads), MaxEnqueueBatch)
+	}
+	for i, p := range payloads {
+		if err := CheckValue(p); err != nil {
+			return fmt.Errorf("payload %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// CheckLease validates a Dequeue lease.
+func CheckLease(lease time.Duration) error {
+	if lease <= 0 || lease > MaxLease {
+		return fmt.Errorf("%w: lease %v must be in (0, %v]", ErrInvalid, lease, MaxLease)
+	}
+	return nil
+}
+
+// DequeueLimit normalises a Dequeue max.
+func DequeueLimit(max int) int {
+	if max <= 0 || max > MaxDequeue {
+		return MaxDequeue
+	}
+	return max
+}
+
+// CheckHistoryRecord validates the arguments of History.AppendHistory.
+func CheckHistoryRecord(key string, record []byte) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	if len(record) > MaxHistoryRecordLen {
+		return fmt.Errorf("%w: history record is %d bytes, limit %d", ErrValueTooLarge, len(record), MaxHistoryRecordLen)
+	}
+	return nil
+}
+
+// HistoryLimit normalises a ListHistory limit.
+func HistoryLimit(limit int) int {
+	if limit <= 0 || limit > MaxHistoryPerKey {
+		return MaxHistoryPerKey
 	}
 	return limit
 }

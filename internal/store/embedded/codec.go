@@ -19,7 +19,14 @@ import (
 //	counters   key                       -> windowStart(8) window(8) count(8)
 //	expiry     expiry(8) kind(1) key     -> empty (index the janitor walks in time order)
 //	audit      time(8) seq(8)            -> JSON store.AuditEntry
-//	meta       "schema", "audit_count", "decision_count" -> uint64
+//	queues     <queue name>/ (one nested bucket per queue)
+//	             seq(8)                  -> payload
+//	queue_len  queue name                -> uint64 messages held
+//	history    keylen(2) key seq(8)      -> record
+//	history_keys   key                   -> lastSeq(8) count(8)
+//	history_lru    lastSeq(8) key        -> empty (keys by last append, for eviction)
+//	meta       "schema", "audit_count", "decision_count",
+//	           "history_keys", "history_records" -> uint64
 //
 // Integers are big-endian so that byte order is time order; times are Unix
 // nanoseconds and 0 means "never expires".
@@ -31,12 +38,23 @@ var (
 	bucketAudit     = []byte("audit")
 	bucketMeta      = []byte("meta")
 
-	allBuckets  = [][]byte{bucketDecisions, bucketKV, bucketCounters, bucketExpiry, bucketAudit, bucketMeta}
+	bucketQueues      = []byte("queues")
+	bucketQueueLen    = []byte("queue_len")
+	bucketHistory     = []byte("history")
+	bucketHistoryKeys = []byte("history_keys")
+	bucketHistoryLRU  = []byte("history_lru")
+
+	allBuckets = [][]byte{bucketDecisions, bucketKV, bucketCounters, bucketExpiry, bucketAudit, bucketMeta,
+		bucketQueues, bucketQueueLen, bucketHistory, bucketHistoryKeys, bucketHistoryLRU}
+	// dataBuckets are counted page by page for Health; queues and history
+	// can be large and keep their counts instead.
 	dataBuckets = [][]byte{bucketDecisions, bucketKV, bucketCounters, bucketAudit}
 
-	metaSchema        = []byte("schema")
-	metaAuditCount    = []byte("audit_count")
-	metaDecisionCount = []byte("decision_count")
+	metaSchema         = []byte("schema")
+	metaAuditCount     = []byte("audit_count")
+	metaDecisionCount  = []byte("decision_count")
+	metaHistoryKeys    = []byte("history_keys")
+	metaHistoryRecords = []byte("history_records")
 )
 
 // schemaVersion is bumped on an incompatible layout change; Open refuses a
@@ -184,4 +202,50 @@ func decodeUint(b []byte) (uint64, bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(b), true
+}
+
+// seqKeys encodes consecutive queue sequences first, first+1, … as n keys
+// sharing one allocation.
+func seqKeys(first uint64, n int) [][]byte {
+	buf := make([]byte, 8*n)
+	keys := make([][]byte, n)
+	for i := range keys {
+		k := buf[8*i : 8*i+8 : 8*i+8]
+		binary.BigEndian.PutUint64(k, first+uint64(i))
+		keys[i] = k
+	}
+	return keys
+}
+
+// historyPrefix is the common start of every record key of one history
+// key. The length comes first so that no key's range contains another's.
+func historyPrefix(key string) []byte {
+	b := make([]byte, 2, 2+len(key)+8)
+	binary.BigEndian.PutUint16(b, uint16(len(key)))
+	return append(b, key...)
+}
+
+// historyRecordKey appends seq to a copy of prefix.
+func historyRecordKey(prefix []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(prefix[:len(prefix):len(prefix)], seq)
+}
+
+func encodeHistoryMeta(lastSeq, count uint64) []byte {
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint64(b, lastSeq)
+	binary.BigEndian.PutUint64(b[8:], count)
+	return b
+}
+
+func decodeHistoryMeta(b []byte) (lastSeq, count uint64, ok bool) {
+	if len(b) != 16 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), true
+}
+
+func historyLRUKey(seq uint64, key []byte) []byte {
+	b := make([]byte, 8, 8+len(key))
+	binary.BigEndian.PutUint64(b, seq)
+	return append(b, key...)
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,13 @@ type Options struct {
 	JanitorBatch int
 	// MaxBatch bounds the writes committed in one transaction. Default 512.
 	MaxBatch int
+	// QueueCapacity caps the messages each queue holds, leased or not;
+	// Enqueue beyond it fails with store.ErrFull. Default 1 000 000.
+	QueueCapacity int
+	// MaxHistoryKeys caps the keys History holds (each up to
+	// store.MaxHistoryPerKey records); the keys least recently appended to
+	// are evicted. Default 100 000.
+	MaxHistoryKeys int
 	// NoSync skips fsync on commit: a crash can lose recent writes or
 	// corrupt the file. For tests and benchmarks only.
 	NoSync bool
@@ -77,6 +85,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.JanitorBatch <= 0 {
 		o.JanitorBatch = 1000
+	}
+	if o.QueueCapacity <= 0 {
+		o.QueueCapacity = 1_000_000
+	}
+	if o.MaxHistoryKeys <= 0 {
+		o.MaxHistoryKeys = 100_000
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
@@ -105,10 +119,16 @@ type Store struct {
 
 	stopJanitor chan struct{}
 	janitorWG   sync.WaitGroup
+	// closing is closed by Close to wake waiting Dequeue calls.
+	closing chan struct{}
 
-	corrupt    atomic.Int64
-	commits    atomic.Int64
-	writesDone atomic.Int64
+	queuesMu sync.Mutex
+	queues   map[string]*queueState // leases and wake-ups; bounded by store.MaxQueues
+
+	corrupt          atomic.Int64
+	commits          atomic.Int64
+	writesDone       atomic.Int64
+	historyEvictions atomic.Int64
 
 	healthMu    sync.Mutex
 	healthAt    time.Time
@@ -152,9 +172,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		hub:         fanout.New(opts.WatchBuffer),
 		writes:      make(chan *writeOp, opts.MaxBatch),
 		stopJanitor: make(chan struct{}),
+		closing:     make(chan struct{}),
+		queues:      make(map[string]*queueState),
 	}
 	s.writerWG.Add(1)
 	go s.writeLoop()
+	if err := s.loadQueues(); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	s.janitorWG.Add(1)
 	go s.janitorLoop()
 	return s, nil
@@ -184,6 +210,8 @@ func initialize(db *bolt.DB) error {
 		for _, cnt := range []struct{ key, bucket []byte }{
 			{metaAuditCount, bucketAudit},
 			{metaDecisionCount, bucketDecisions},
+			{metaHistoryKeys, bucketHistoryKeys},
+			{metaHistoryRecords, bucketHistory},
 		} {
 			if _, ok := decodeUint(meta.Get(cnt.key)); ok {
 				continue
@@ -216,14 +244,20 @@ func (s *Store) Path() string { return s.path }
 
 // Stats are counters since Open, for metrics.
 type Stats struct {
-	Commits        int64 // write transactions committed
-	Writes         int64 // write operations in them: Writes/Commits is the group-commit factor
-	CorruptRecords int64 // undecodable records skipped by reads
+	Commits          int64 // write transactions committed
+	Writes           int64 // write operations in them: Writes/Commits is the group-commit factor
+	CorruptRecords   int64 // undecodable records skipped by reads
+	HistoryEvictions int64 // history keys evicted to stay within MaxHistoryKeys
 }
 
 // Stats returns counters since Open.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Writes: s.writesDone.Load(), CorruptRecords: s.corrupt.Load()}
+	return Stats{
+		Commits:          s.commits.Load(),
+		Writes:           s.writesDone.Load(),
+		CorruptRecords:   s.corrupt.Load(),
+		HistoryEvictions: s.historyEvictions.Load(),
+	}
 }
 
 // Close stops the janitor, commits queued writes, ends every watch and
@@ -236,6 +270,7 @@ func (s *Store) Close() error {
 	}
 	s.closed.Store(true)
 	close(s.writes)
+	close(s.closing)
 	s.mu.Unlock()
 
 	close(s.stopJanitor)
@@ -277,6 +312,7 @@ const healthCacheFor = 5 * time.Second
 // walks every page.
 func (s *Store) Health(ctx context.Context) store.Health {
 	h := store.Health{Backend: "embedded"}
+	var queues []string // "name:length", at most store.MaxQueues
 	if s.closed.Load() {
 		h.Detail = store.ErrClosed.Error()
 		return h
@@ -290,15 +326,25 @@ func (s *Store) Health(ctx context.Context) store.Health {
 		for _, name := range dataBuckets {
 			h.Keys += int64(tx.Bucket(name).Stats().KeyN)
 		}
+		historyRecords, _ := decodeUint(tx.Bucket(bucketMeta).Get(metaHistoryRecords))
+		h.Keys += int64(historyRecords)
+		queues = queues[:0]
+		err := tx.Bucket(bucketQueueLen).ForEach(func(k, v []byte) error {
+			n, _ := decodeUint(v)
+			h.Keys += int64(n)
+			queues = append(queues, fmt.Sprintf("%s:%d", k, n))
+			return nil
+		})
 		h.SizeBytes = tx.Size()
-		return nil
+		return err
 	})
 	if err != nil {
 		h.Detail = err.Error()
 		return h
 	}
 	h.OK = true
-	h.Detail = fmt.Sprintf("corrupt_records=%d watchers=%d", s.corrupt.Load(), s.hub.Watchers())
+	h.Detail = fmt.Sprintf("corrupt_records=%d watchers=%d history_evictions=%d queues=%s",
+		s.corrupt.Load(), s.hub.Watchers(), s.historyEvictions.Load(), strings.Join(queues, ","))
 	s.healthAt, s.healthCache = time.Now(), h
 	return h
 }

@@ -18,9 +18,21 @@ import (
 func TestConformance(t *testing.T) {
 	// Without fsync the suite runs in seconds; the code paths are the same.
 	// Durability is covered by TestPersistence and the benchmarks.
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return openTest(t, filepath.Join(t.TempDir(), FileName), Options{NoSync: true})
-	})
+	opts := Options{NoSync: true, QueueCapacity: 1000, MaxHistoryKeys: 20}
+	storetest.Run(t,
+		func(t *testing.T) store.Store {
+			return openTest(t, filepath.Join(t.TempDir(), FileName), opts)
+		},
+		storetest.WithReopen(func(t *testing.T, s store.Store) store.Store {
+			es := s.(*Store)
+			if err := es.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			return openTest(t, es.Path(), opts)
+		}),
+		storetest.WithQueueCapacity(opts.QueueCapacity),
+		storetest.WithHistoryKeys(opts.MaxHistoryKeys),
+	)
 }
 
 // openTest opens a store that is closed when the test ends.

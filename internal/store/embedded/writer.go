@@ -11,13 +11,20 @@ import (
 )
 
 // txn is what a write operation sees: the transaction and a place to put
-// the decision changes to publish once the transaction has committed.
+// the decision changes to publish, and in-memory updates to run, once the
+// transaction has committed.
 type txn struct {
 	*bolt.Tx
 	changes []store.Change
+	after   []func()
 }
 
 func (t *txn) emit(c store.Change) { t.changes = append(t.changes, c) }
+
+// afterCommit runs fn in the writer once the transaction has committed
+// (and not at all if it rolls back), so that in-memory state such as queue
+// wake-ups never runs ahead of the file.
+func (t *txn) afterCommit(fn func()) { t.after = append(t.after, fn) }
 
 // writeOp is one caller's write. fn may run more than once (if another op
 // in its batch fails, the batch is rolled back and each op retried alone),
@@ -90,7 +97,7 @@ func (s *Store) writeLoop() {
 func (s *Store) commit(t *txn, batch []*writeOp) {
 	failed := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		t.Tx, t.changes = tx, t.changes[:0]
+		t.Tx, t.changes, t.after = tx, t.changes[:0], t.after[:0]
 		for _, op := range batch {
 			if err := op.fn(t); err != nil {
 				failed = true
@@ -107,8 +114,12 @@ func (s *Store) commit(t *txn, batch []*writeOp) {
 		s.commits.Add(1)
 		s.writesDone.Add(int64(len(batch)))
 		s.hub.Publish(t.changes...)
+		for _, fn := range t.after {
+			fn()
+		}
 	}
 	clear(t.changes)
+	clear(t.after)
 	if err != nil && failed && len(batch) > 1 {
 		for _, op := range batch {
 			s.commit(t, []*writeOp{op})

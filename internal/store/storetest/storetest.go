@@ -17,6 +17,13 @@
 //	}
 //
 // Run closes stores itself in some subtests, so Close must be idempotent.
+// Options tell Run what else the implementation can do (reopen a store
+// over the same data, small capacities), enabling the tests that need it:
+//
+//	storetest.Run(t, open,
+//		storetest.WithReopen(reopen),
+//		storetest.WithQueueCapacity(1000),
+//		storetest.WithHistoryKeys(20))
 package storetest
 
 import (
@@ -38,24 +45,61 @@ import (
 // when t ends.
 type Opener func(t *testing.T) store.Store
 
+// Reopener closes s and returns a store over the same data, as a process
+// restart would.
+type Reopener func(t *testing.T, s store.Store) store.Store
+
+// Option describes what the stores under test can do beyond the interface.
+type Option func(*env)
+
+// WithReopen enables the tests that restart a store (queue and history
+// durability).
+func WithReopen(r Reopener) Option { return func(e *env) { e.reopen = r } }
+
+// WithQueueCapacity declares the per-queue capacity the opener configures,
+// enabling the ErrFull tests. Other tests hold up to 1000 messages, so it
+// must be at least that; keep it close.
+func WithQueueCapacity(n int) Option { return func(e *env) { e.queueCapacity = n } }
+
+// WithHistoryKeys declares the history key limit the opener configures,
+// enabling the eviction tests. Keep it small (tens).
+func WithHistoryKeys(n int) Option { return func(e *env) { e.historyKeys = n } }
+
+// env is what a test gets beyond a fresh store.
+type env struct {
+	reopen        Reopener
+	queueCapacity int
+	historyKeys   int
+}
+
 // Run runs the conformance suite against stores made by open.
-func Run(t *testing.T, open Opener) {
+func Run(t *testing.T, open Opener, opts ...Option) {
 	t.Helper()
+	var e env
+	for _, o := range opts {
+		o(&e)
+	}
 	groups := []struct {
-		name  string
-		tests []test
+		name     string
+		tests    []test
+		envTests []envTest
 	}{
-		{"Decisions", decisionTests},
-		{"Watch", watchTests},
-		{"KV", kvTests},
-		{"Counters", counterTests},
-		{"Audit", auditTests},
-		{"Store", storeTests},
+		{"Decisions", decisionTests, nil},
+		{"Watch", watchTests, nil},
+		{"KV", kvTests, nil},
+		{"Counters", counterTests, nil},
+		{"Audit", auditTests, nil},
+		{"Queue", queueTests, queueEnvTests},
+		{"History", historyTests, historyEnvTests},
+		{"Store", storeTests, nil},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
 			for _, tc := range g.tests {
 				t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
+			}
+			for _, tc := range g.envTests {
+				t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t), e) })
 			}
 		})
 	}
@@ -64,6 +108,13 @@ func Run(t *testing.T, open Opener) {
 type test struct {
 	name string
 	run  func(t *testing.T, s store.Store)
+}
+
+// envTest is a test that needs more than a fresh store; it skips itself
+// when the Option it needs was not given.
+type envTest struct {
+	name string
+	run  func(t *testing.T, s store.Store, e env)
 }
 
 // waitTimeout bounds every wait for an asynchronous event.
@@ -884,6 +935,12 @@ var storeTests = []test{
 			"Incr":                  errOf(s.Incr(ctx, "k", 1, time.Second)),
 			"AppendAudit":           s.AppendAudit(ctx, store.AuditEntry{Actor: "a", Action: "b"}),
 			"ListAudit":             errOf(s.ListAudit(ctx, time.Time{}, 1)),
+			"Enqueue":               s.Enqueue(ctx, "q", []byte("m")),
+			"Dequeue":               errOf(s.Dequeue(ctx, "q", 1, time.Second)),
+			"Ack":                   s.Ack(ctx, "q", "1"),
+			"QueueLen":              errOf(s.QueueLen(ctx, "q")),
+			"AppendHistory":         s.AppendHistory(ctx, "k", []byte("r")),
+			"ListHistory":           errOf(s.ListHistory(ctx, "k", 1)),
 		} {
 			if !errors.Is(err, store.ErrClosed) {
 				t.Errorf("%s after Close: err = %v; want ErrClosed", name, err)
