@@ -1,0 +1,197 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scrapedefense/scrapedefense/internal/decision"
+	"github.com/scrapedefense/scrapedefense/internal/events"
+	"github.com/scrapedefense/scrapedefense/internal/store"
+)
+
+// Source is the decision source of escalation verdicts.
+const Source = "escalation"
+
+// Record is one entry of a client's history: the event and what the engine
+// made of it.
+type Record struct {
+	Event   events.Event   `json:"event"`
+	Verdict events.Verdict `json:"verdict"`
+}
+
+// Enforcer carries out verdicts: a decision through the one decision
+// contract (the edge enforces it), a history record, an audit entry and an
+// alert.
+type Enforcer struct {
+	store  store.Store
+	alert  func(events.Verdict)
+	logger *slog.Logger
+	now    func() time.Time
+	result *prometheus.CounterVec
+}
+
+// NewEnforcer returns an enforcer. alert may be nil.
+func NewEnforcer(st store.Store, alert func(events.Verdict), logger *slog.Logger, reg prometheus.Registerer) *Enforcer {
+	e := &Enforcer{store: st, alert: alert, logger: logger, now: time.Now,
+		result: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "verdict_actions_total",
+			Help: "Verdicts carried out, by action and result: written (a decision was stored), unchanged (an equal or stronger decision was in force), protected (an operator allow decision or protected client), error.",
+		}, []string{"action", "result"}),
+	}
+	reg.MustRegister(e.result)
+	return e
+}
+
+// Apply records the verdict and, unless it is allow or the client is
+// protected, stores a decision. Only notable events and non-allow verdicts
+// go to the history, so that it keeps what an operator wants to see.
+func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict) error {
+	act, err := decision.ParseAction(v.Action)
+	if err != nil {
+		return fmt.Errorf("verdict: %w", err)
+	}
+	if ev.Notable() || act != decision.ActionAllow {
+		e.appendHistory(ctx, ev, v)
+	}
+	if act == decision.ActionAllow {
+		return nil
+	}
+	if v.Protected != "" {
+		e.result.WithLabelValues(v.Action, "protected").Inc()
+		return nil
+	}
+	now := e.now()
+	cur, allowed, err := e.covering(ctx, v.ClientIP)
+	if err != nil {
+		e.result.WithLabelValues(v.Action, "error").Inc()
+		return err
+	}
+	switch {
+	case allowed:
+		// An allow decision is an operator's (or a command's) word.
+		e.result.WithLabelValues(v.Action, "protected").Inc()
+		return nil
+	case cur != nil && cur.Action >= act && cur.Expires.Sub(now) > v.TTL/2:
+		e.result.WithLabelValues(v.Action, "unchanged").Inc()
+		return nil
+	}
+	d, err := decision.New(v.ClientIP, act, reasonText(v), Source, v.TTL, now)
+	if err != nil {
+		e.result.WithLabelValues(v.Action, "error").Inc()
+		return fmt.Errorf("verdict decision: %w", err)
+	}
+	if err := e.store.PutDecision(ctx, d); err != nil {
+		e.result.WithLabelValues(v.Action, "error").Inc()
+		return fmt.Errorf("store decision: %w", err)
+	}
+	e.result.WithLabelValues(v.Action, "written").Inc()
+	if err := e.store.AppendAudit(ctx, store.AuditEntry{Time: now, Actor: Source, Action: "decision.put",
+		Target: d.Key(), Detail: truncate(fmt.Sprintf("%s for %s, score %.2f: %s", v.Action, v.TTL, v.Score, d.Reason), store.MaxAuditDetailLen)}); err != nil {
+		e.logger.Warn("audit append failed", "err", err)
+	}
+	if e.alert != nil {
+		e.alert(v)
+	}
+	return nil
+}
+
+// covering returns the client's own decision and whether an allow decision
+// covers the address (itself or any enclosing CIDR down to /8 or /32).
+// Only verdicts that would write a decision get here, so a lookup per
+// prefix length is affordable.
+func (e *Enforcer) covering(ctx context.Context, ip string) (*decision.Decision, bool, error) {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return nil, false, fmt.Errorf("verdict client address: %w", err)
+	}
+	addr = addr.Unmap()
+	minBits := 8
+	if addr.Is6() {
+		minBits = 32
+	}
+	var own *decision.Decision
+	for bits := addr.BitLen(); bits >= minBits; bits-- {
+		p := netip.PrefixFrom(addr, bits).Masked()
+		d, ok, err := e.store.GetDecision(ctx, p.String())
+		if err != nil {
+			return nil, false, fmt.Errorf("read decision: %w", err)
+		}
+		if !ok {
+			continue
+		}
+		if d.Action == decision.ActionAllow {
+			return nil, true, nil
+		}
+		if bits == addr.BitLen() {
+			own = &d
+		}
+	}
+	return own, false, nil
+}
+
+func (e *Enforcer) appendHistory(ctx context.Context, ev events.Event, v events.Verdict) {
+	b, err := json.Marshal(Record{Event: ev, Verdict: v})
+	if err == nil && len(b) > store.MaxHistoryRecordLen {
+		ev.Headers, ev.HeaderOrder, ev.Rules = nil, nil, nil
+		b, err = json.Marshal(Record{Event: ev, Verdict: v})
+	}
+	if err == nil {
+		err = e.store.AppendHistory(ctx, v.ClientIP, b)
+	}
+	if err != nil && ctx.Err() == nil {
+		e.logger.Warn("history append failed", "client_ip", v.ClientIP, "err", err)
+	}
+}
+
+// History returns a client's records, newest first.
+func History(ctx context.Context, h store.History, ip string, limit int) ([]Record, error) {
+	raw, err := h.ListHistory(ctx, ip, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, 0, len(raw))
+	for _, b := range raw {
+		var r Record
+		if err := json.Unmarshal(b, &r); err != nil {
+			continue // a record from a newer version: skip rather than fail
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// reasonText summarises the strongest reasons for the decision's Reason.
+func reasonText(v events.Verdict) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "escalation score %.2f", v.Score)
+	n := 0
+	for _, r := range v.Reasons {
+		if r.Weight <= 0 {
+			continue
+		}
+		if n == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s/%s", r.Stage, r.Signal)
+		if n++; n == 4 {
+			break
+		}
+	}
+	return truncate(b.String(), decision.MaxReasonLen)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
