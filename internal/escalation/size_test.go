@@ -1,0 +1,5 @@
+package escalation
+
+import "unsafe"
+
+func unsafeSizeof() uintptr { return unsafe.Sizeof(windowState{}) }
