@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -79,12 +80,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	reg := app.Registry(ctx, app.Deps{Config: cfg, Store: st, Logger: logger, Build: buildInfo(), Token: token})
-	names, err := reg.Parse(*roles)
-	if err != nil {
-		return usagef("--roles: %v", err)
+	rs, err := app.Build(ctx, app.Deps{Config: cfg, Store: st, Logger: logger, Build: buildInfo(), Token: token}, *roles)
+	var ue *app.UsageError
+	if errors.As(err, &ue) {
+		return usagef("%v", ue)
 	}
-	rs, err := reg.Build(names)
 	if err != nil {
 		return err
 	}

@@ -211,29 +211,38 @@ func (s *Service) Handler() http.Handler {
 }
 
 // Ingest validates events from an in-process sender (the edge in the same
-// process) with the webhook's rules and enqueues them. No authentication
+// process) with the webhook's rules and enqueues the valid ones. Unlike a
+// webhook message, one invalid event (a request path with a control
+// character, say) does not reject the batch: it is dropped and counted, so
+// that one client cannot make others' events disappear. No authentication
 // applies; events without a Source get "local". evs is not modified. The
-// error is an *Error when the batch is rejected.
+// error is an *Error when nothing could be enqueued.
 func (s *Service) Ingest(ctx context.Context, evs []events.Event) error {
-	batch := make([]events.Event, len(evs))
-	copy(batch, evs)
-	for i := range batch {
-		if batch[i].Source == "" {
-			batch[i].Source = localSender
+	batch := make([]events.Event, 0, len(evs))
+	now := s.now()
+	for i := range evs {
+		ev := evs[i]
+		if ev.Source == "" {
+			ev.Source = localSender
 		}
-		if len(batch[i].Headers) > 0 && len(batch[i].Headers) <= MaxHeaders {
+		if len(ev.Headers) > 0 && len(ev.Headers) <= MaxHeaders {
 			// Validation may canonicalise in place: do not touch the caller's map.
-			batch[i].Headers = cloneHeaders(batch[i].Headers)
+			ev.Headers = cloneHeaders(ev.Headers)
 		}
-		batch[i].HeaderOrder = append([]string(nil), batch[i].HeaderOrder...)
+		ev.HeaderOrder = append([]string(nil), ev.HeaderOrder...)
+		if e := validateEvent(&ev, now); e != nil {
+			s.metrics.reject(e.Code)
+			continue
+		}
+		batch = append(batch, ev)
 	}
-	if e := validateBatch(batch, "", s.now(), s.opts.MaxEvents); e != nil {
-		s.metrics.reject(e.Code)
-		return e
-	}
-	if _, e := s.accept(ctx, localSender, batch); e != nil {
-		s.metrics.reject(e.Code)
-		return e
+	for len(batch) > 0 {
+		n := min(len(batch), s.opts.MaxEvents)
+		if _, e := s.accept(ctx, localSender, batch[:n]); e != nil {
+			s.metrics.reject(e.Code)
+			return e
+		}
+		batch = batch[n:]
 	}
 	return nil
 }

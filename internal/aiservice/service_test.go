@@ -480,13 +480,17 @@ func TestIngest(t *testing.T) {
 	if len(got) != 2 || got[0].Source != "edge" || got[1].Source != localSender || got[0].Headers["Accept"] != "*/*" {
 		t.Errorf("enqueued %+v", got)
 	}
-	err := hs.svc.Ingest(ctx, []events.Event{{Version: 1, Time: testNow, ClientIP: "999.1.1.1", Path: "/"}})
-	var e *Error
-	if !errors.As(err, &e) || e.Code != CodeInvalidIP {
-		t.Errorf("Ingest of a bad event = %v, want invalid_ip", err)
+	// A bad event is dropped alone; its batch-mates are enqueued.
+	bad := events.Event{Version: 1, Time: testNow, ClientIP: "999.1.1.1", Path: "/"}
+	if err := hs.svc.Ingest(ctx, []events.Event{bad, in[0]}); err != nil {
+		t.Errorf("Ingest with one bad event = %v, want nil", err)
 	}
+	if got := hs.queue.events(); len(got) != 3 || got[2].ClientIP != "192.0.2.1" {
+		t.Errorf("after a batch with a bad event the queue holds %+v", got)
+	}
+	var e *Error
 	hs.queue.err = fmt.Errorf("wrapped: %w", store.ErrFull)
-	err = hs.svc.Ingest(ctx, in)
+	err := hs.svc.Ingest(ctx, in)
 	if !errors.As(err, &e) || e.Code != CodeQueueFull || !errors.Is(err, store.ErrFull) {
 		t.Errorf("Ingest into a full queue = %v", err)
 	}

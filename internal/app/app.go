@@ -35,15 +35,47 @@ type Deps struct {
 	Token  string
 }
 
-// Registry lists every role of the binary. Roles that later issues add
-// register here.
+// Registry lists every role of the binary. The roles built from one
+// registry share a wiring, so that roles running in the same process talk
+// in-process (the edge hands events to the AI service's intake).
 func Registry(ctx context.Context, d Deps) *role.Registry {
-	reg := role.NewRegistry()
-	reg.Register(edge.Name, func() (role.Role, error) {
-		return edge.New(ctx, edge.Options{Config: d.Config, Store: d.Store, Logger: d.Logger, Build: d.Build, APIToken: d.Token})
-	})
+	reg, _ := newRegistry(ctx, d)
 	return reg
 }
+
+func newRegistry(ctx context.Context, d Deps) (*role.Registry, *wiring) {
+	w := &wiring{ctx: ctx, d: d, selected: map[string]bool{}}
+	reg := role.NewRegistry()
+	reg.Register(edge.Name, func() (role.Role, error) {
+		sink, err := w.edgeSink()
+		if err != nil {
+			return nil, err
+		}
+		return edge.New(ctx, edge.Options{Config: d.Config, Store: d.Store, Logger: d.Logger, Build: d.Build, APIToken: d.Token, Sink: sink})
+	})
+	reg.Register(RoleAI, w.aiRole)
+	reg.Register(RoleEscalation, w.escalationRole)
+	return reg, w
+}
+
+// Build parses a --roles value and builds those roles.
+func Build(ctx context.Context, d Deps, spec string) ([]role.Role, error) {
+	reg, w := newRegistry(ctx, d)
+	names, err := reg.Parse(spec)
+	if err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	for _, n := range names {
+		w.selected[n] = true
+	}
+	return reg.Build(names)
+}
+
+// UsageError is a bad --roles value.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return "--roles: " + e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
 
 // DataDir returns the configured data directory, creating it (0700).
 func DataDir(cfg config.Config) (string, error) {
@@ -63,7 +95,7 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return embedded.Open(ctx, filepath.Join(dir, StoreFile), embedded.Options{})
+	return embedded.Open(ctx, filepath.Join(dir, StoreFile), embedded.Options{QueueCapacity: cfg.AI.QueueCapacity})
 }
 
 // APIToken returns the decisions API token: from api.token_file, or

@@ -47,8 +47,8 @@ type Escalation struct {
 	Workers    int           `yaml:"workers" doc:"Goroutines scoring events from the queue."`
 	Batch      int           `yaml:"batch" doc:"Events a worker takes from the queue at once."`
 	Thresholds Ladder        `yaml:"thresholds"`
-	BanTTL     time.Duration `yaml:"ban_ttl" doc:"Duration of a first decision; it doubles with each repeat offence."`
-	MaxBanTTL  time.Duration `yaml:"max_ban_ttl" doc:"Longest decision a repeat offender gets."`
+	TTL        ActionTTLs    `yaml:"ttl"`
+	MaxTTL     time.Duration `yaml:"max_ttl" doc:"Longest decision a repeat offender gets."`
 	ModelFile  string        `yaml:"model_file" doc:"Model weights (JSON, from scrapedefense model train). Empty: the built-in model."`
 	MaxClients int           `yaml:"max_clients" doc:"Clients (addresses, subnets, fingerprints) whose behaviour windows are kept; the least recently seen are evicted beyond it."`
 	Classifier Classifier    `yaml:"classifier"`
@@ -60,6 +60,15 @@ type Ladder struct {
 	Throttle  float64 `yaml:"throttle" doc:"Score at which a client is throttled."`
 	Tarpit    float64 `yaml:"tarpit" doc:"Score at which a client is sent to the tarpit."`
 	Block     float64 `yaml:"block" doc:"Score at which a client is blocked."`
+}
+
+// ActionTTLs are decision lifetimes for a first offence; each repeat
+// offence doubles them, up to max_ttl.
+type ActionTTLs struct {
+	Challenge time.Duration `yaml:"challenge" doc:"Lifetime of a challenge decision."`
+	Throttle  time.Duration `yaml:"throttle" doc:"Lifetime of a throttle decision."`
+	Tarpit    time.Duration `yaml:"tarpit" doc:"Lifetime of a tarpit decision."`
+	Block     time.Duration `yaml:"block" doc:"Lifetime of a block decision."`
 }
 
 // Classifier configures the optional external opinion on grey-zone scores.
@@ -294,8 +303,8 @@ func Default() Config {
 			Workers:    2,
 			Batch:      64,
 			Thresholds: Ladder{Challenge: 0.5, Throttle: 0.7, Tarpit: 0.8, Block: 0.9},
-			BanTTL:     time.Hour,
-			MaxBanTTL:  7 * 24 * time.Hour,
+			TTL:        ActionTTLs{Challenge: 30 * time.Minute, Throttle: 15 * time.Minute, Tarpit: time.Hour, Block: 4 * time.Hour},
+			MaxTTL:     7 * 24 * time.Hour,
 			MaxClients: 1_000_000,
 			Classifier: Classifier{Kind: "none", Budget: 800 * time.Millisecond, MaxConcurrent: 4, GreyLow: 0.4, GreyHigh: 0.8},
 		},
@@ -561,9 +570,14 @@ func (c *Config) validateEscalation(errs *errList) {
 			prev = t.v
 		}
 	}
-	positive(errs, "escalation.ban_ttl", e.BanTTL)
-	if e.MaxBanTTL < e.BanTTL {
-		errs.add("escalation.max_ban_ttl", "must be at least ban_ttl, got %s", e.MaxBanTTL)
+	for _, t := range []struct {
+		name string
+		v    time.Duration
+	}{{"challenge", e.TTL.Challenge}, {"throttle", e.TTL.Throttle}, {"tarpit", e.TTL.Tarpit}, {"block", e.TTL.Block}} {
+		positive(errs, "escalation.ttl."+t.name, t.v)
+		if e.MaxTTL < t.v {
+			errs.add("escalation.max_ttl", "must be at least every escalation.ttl, got %s", e.MaxTTL)
+		}
 	}
 	checkFile(errs, "escalation.model_file", e.ModelFile)
 	if e.MaxClients < 1000 || e.MaxClients > 100_000_000 {

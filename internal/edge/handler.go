@@ -307,10 +307,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, start time.Time
 func (h *Handler) emit(r *http.Request, req *policy.Request, v *Verdict, now time.Time, status int) {
 	ev := newEvent(r.Header, req, v, now, "edge")
 	ev.Status = status
-	if v.Stage == StageTrap {
+	switch {
+	case v.Stage == StageTrap:
 		ev.Kind = events.KindTrap
-	} else if v.Action == decision.ActionTarpit {
-		ev.Kind = events.KindTarpit
+	case v.Action == decision.ActionTarpit && h.tarpit != nil:
+		ev.Kind = events.KindTarpit // served by the maze, not blocked
 	}
 	h.queue.TryPush(ev)
 }

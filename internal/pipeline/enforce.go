@@ -30,6 +30,12 @@ type Record struct {
 // contract (the edge enforces it), a history record, an audit entry and an
 // alert.
 type Enforcer struct {
+	// MazeOwnsBlocks caps verdicts on trap and tarpit hits at tarpit: the
+	// tarpit's hop limit, not the first hit, decides when a bot in the
+	// maze is blocked, so that it wastes its time there first. Set it when
+	// a tarpit serves the maze.
+	MazeOwnsBlocks bool
+
 	store  store.Store
 	alert  func(events.Verdict)
 	logger *slog.Logger
@@ -56,6 +62,9 @@ func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict)
 	act, err := decision.ParseAction(v.Action)
 	if err != nil {
 		return fmt.Errorf("verdict: %w", err)
+	}
+	if e.MazeOwnsBlocks && act > decision.ActionTarpit && (ev.Kind == events.KindTrap || ev.Kind == events.KindTarpit) {
+		act, v.Action = decision.ActionTarpit, decision.ActionTarpit.String()
 	}
 	if ev.Notable() || act != decision.ActionAllow {
 		e.appendHistory(ctx, ev, v)

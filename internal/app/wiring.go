@@ -1,0 +1,247 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/scrapedefense/scrapedefense/internal/aiservice"
+	"github.com/scrapedefense/scrapedefense/internal/clientip"
+	"github.com/scrapedefense/scrapedefense/internal/config"
+	"github.com/scrapedefense/scrapedefense/internal/escalation"
+	"github.com/scrapedefense/scrapedefense/internal/events"
+	"github.com/scrapedefense/scrapedefense/internal/pipeline"
+	"github.com/scrapedefense/scrapedefense/internal/role"
+	"github.com/scrapedefense/scrapedefense/internal/store"
+	"github.com/scrapedefense/scrapedefense/internal/telemetry"
+)
+
+// Role names besides the edge's.
+const (
+	RoleAI         = "ai"
+	RoleEscalation = "escalation"
+)
+
+// wiring builds the parts roles share in one process, each once, on first
+// use: the AI service's intake feeds the edge's events to the queue, the
+// escalation engine serves both the workers and POST /escalate.
+type wiring struct {
+	ctx      context.Context
+	d        Deps
+	selected map[string]bool
+
+	aiOnce sync.Once
+	ai     *aiservice.Service
+	aiTel  *telemetry.Telemetry
+	aiErr  error
+
+	engOnce sync.Once
+	engine  *escalation.Engine
+	escTel  *telemetry.Telemetry
+	engErr  error
+}
+
+// escalationTelemetry is shared by the engine and the escalation role.
+func (w *wiring) escalationTelemetry() *telemetry.Telemetry {
+	w.engOnce.Do(w.buildEngine)
+	return w.escTel
+}
+
+func (w *wiring) buildEngine() {
+	cfg := w.d.Config.Escalation
+	w.escTel = telemetry.New(RoleEscalation, w.d.Build)
+	model := escalation.DefaultModel()
+	if cfg.ModelFile != "" {
+		f, err := os.Open(cfg.ModelFile)
+		if err != nil {
+			w.engErr = fmt.Errorf("escalation.model_file: %w", err)
+			return
+		}
+		defer f.Close()
+		if model, err = escalation.LoadModel(f); err != nil {
+			w.engErr = fmt.Errorf("escalation.model_file %s: %w", cfg.ModelFile, err)
+			return
+		}
+	}
+	trusted, err := clientip.ParsePrefixes(w.d.Config.Edge.TrustedProxies)
+	if err != nil {
+		w.engErr = fmt.Errorf("edge.trusted_proxies: %w", err)
+		return
+	}
+	th := cfg.Thresholds
+	w.engine, w.engErr = escalation.New(escalation.Options{
+		Thresholds: escalation.Thresholds{Challenge: th.Challenge, Throttle: th.Throttle, Tarpit: th.Tarpit, Block: th.Block},
+		TTL:        escalation.TTLs{Challenge: cfg.TTL.Challenge, Throttle: cfg.TTL.Throttle, Tarpit: cfg.TTL.Tarpit, Block: cfg.TTL.Block},
+		MaxTTL:     cfg.MaxTTL,
+		MaxIPs:     cfg.MaxClients,
+		GreyLow:    cfg.Classifier.GreyLow,
+		GreyHigh:   cfg.Classifier.GreyHigh,
+		GreyBudget: cfg.Classifier.Budget,
+		Model:      model,
+		// A trusted proxy speaks for many clients: never act on its address.
+		// Operator allow decisions are honoured when enforcing.
+		Protected: func(ip netip.Addr) string {
+			for _, p := range trusted {
+				if p.Contains(ip) {
+					return "trusted proxy"
+				}
+			}
+			return ""
+		},
+		Registerer: w.escTel.Registerer(),
+		OnModel:    func(v string) { w.escTel.SetModelVersion("escalation", v) },
+		Logger:     w.d.Logger.With("role", RoleEscalation),
+	})
+}
+
+func (w *wiring) engineOrErr() (*escalation.Engine, error) {
+	w.engOnce.Do(w.buildEngine)
+	return w.engine, w.engErr
+}
+
+func (w *wiring) aiService() (*aiservice.Service, error) {
+	w.aiOnce.Do(func() {
+		cfg := w.d.Config.AI
+		w.aiTel = telemetry.New(RoleAI, w.d.Build)
+		senders, err := loadSenders(cfg.Senders)
+		if err != nil {
+			w.aiErr = err
+			return
+		}
+		var scorer aiservice.Scorer
+		if w.selected[RoleEscalation] {
+			eng, err := w.engineOrErr()
+			if err != nil {
+				w.aiErr = err
+				return
+			}
+			scorer = eng
+		}
+		rate := 0.0
+		if cfg.RateLimit.Requests > 0 {
+			rate = float64(cfg.RateLimit.Requests) / cfg.RateLimit.Per.Seconds()
+		}
+		w.ai, w.aiErr = aiservice.New(aiservice.Options{
+			Senders:       senders,
+			Store:         w.d.Store,
+			Enqueuer:      pipeline.Intake{Queue: w.d.Store},
+			Scorer:        scorer,
+			Telemetry:     w.aiTel,
+			Logger:        w.d.Logger.With("role", RoleAI),
+			ReplayWindow:  cfg.ReplayWindow,
+			MaxBodyBytes:  int64(cfg.MaxBodyBytes),
+			MaxEvents:     cfg.MaxEvents,
+			RatePerSecond: rate,
+			RateBurst:     cfg.RateLimit.Burst,
+		})
+	})
+	return w.ai, w.aiErr
+}
+
+// loadSenders reads each sender's secret from its file.
+func loadSenders(specs []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(specs))
+	for _, s := range specs {
+		name, file, _ := strings.Cut(s, ":")
+		secret, err := config.ReadSecret(file)
+		if err != nil {
+			return nil, fmt.Errorf("ai.senders %s: %w", name, err)
+		}
+		out[name] = []byte(secret)
+	}
+	return out, nil
+}
+
+// edgeSink is where the edge's events go: the AI service's intake when the
+// pipeline runs in this process.
+func (w *wiring) edgeSink() (func(context.Context, []events.Event) error, error) {
+	if !w.selected[RoleAI] && !w.selected[RoleEscalation] {
+		return nil, nil
+	}
+	ai, err := w.aiService()
+	if err != nil {
+		return nil, err
+	}
+	return ai.Ingest, nil
+}
+
+// opsMux serves a role's /health and /metrics beside its own handler.
+func opsMux(tel *telemetry.Telemetry, health *telemetry.Health, h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /health", health.Handler())
+	mux.Handle("GET /metrics", tel.MetricsHandler())
+	if h != nil {
+		mux.Handle("/", h)
+	}
+	return mux
+}
+
+func (w *wiring) aiRole() (role.Role, error) {
+	ai, err := w.aiService()
+	if err != nil {
+		return nil, err
+	}
+	health := telemetry.NewHealth(RoleAI, w.d.Build)
+	registerStoreHealth(health, w.d.Store)
+	return &role.Service{
+		RoleName: RoleAI,
+		Addr:     w.d.Config.AI.Listen,
+		Handler:  opsMux(w.aiTel, health, ai.Handler()),
+		Drain:    w.d.Config.Edge.Timeouts.Shutdown,
+		Logger:   w.d.Logger.With("role", RoleAI),
+	}, nil
+}
+
+func (w *wiring) escalationRole() (role.Role, error) {
+	eng, err := w.engineOrErr()
+	if err != nil {
+		return nil, err
+	}
+	cfg := w.d.Config.Escalation
+	tel := w.escalationTelemetry()
+	logger := w.d.Logger.With("role", RoleEscalation)
+	enforcer := pipeline.NewEnforcer(w.d.Store, nil, logger, tel.Registerer())
+	workers := pipeline.NewWorkers(pipeline.WorkerOptions{
+		Store: w.d.Store, Scorer: eng, Enforcer: enforcer,
+		Workers: cfg.Workers, Batch: cfg.Batch,
+		Telemetry: tel, Logger: logger,
+	})
+	health := telemetry.NewHealth(RoleEscalation, w.d.Build)
+	registerStoreHealth(health, w.d.Store)
+	health.Register("queue", func(ctx context.Context) telemetry.Component {
+		n, err := w.d.Store.QueueLen(ctx, pipeline.Queue)
+		if err != nil {
+			return telemetry.Component{Status: telemetry.StatusError, Detail: err.Error()}
+		}
+		st := telemetry.StatusOK
+		if n > int64(w.d.Config.AI.QueueCapacity)*9/10 {
+			st = telemetry.StatusDegraded
+		}
+		return telemetry.Component{Status: st, Data: map[string]any{"length": n, "capacity": w.d.Config.AI.QueueCapacity}}
+	})
+	return &role.Service{
+		RoleName: RoleEscalation,
+		Addr:     cfg.Listen,
+		Handler:  opsMux(tel, health, nil),
+		Loops:    []func(context.Context){workers.Run},
+		Drain:    w.d.Config.Edge.Timeouts.Shutdown,
+		Logger:   logger,
+	}, nil
+}
+
+// registerStoreHealth reports the store's status and utilisation.
+func registerStoreHealth(h *telemetry.Health, st store.Store) {
+	h.Register("store", func(ctx context.Context) telemetry.Component {
+		sh := st.Health(ctx)
+		c := telemetry.Component{Status: telemetry.StatusOK, Detail: sh.Detail,
+			Data: map[string]any{"backend": sh.Backend, "keys": sh.Keys, "size_bytes": sh.SizeBytes}}
+		if !sh.OK {
+			c.Status = telemetry.StatusError
+		}
+		return c
+	})
+}
