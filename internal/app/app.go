@@ -20,6 +20,7 @@ import (
 	"github.com/scrapedefense/scrapedefense/internal/role"
 	"github.com/scrapedefense/scrapedefense/internal/store"
 	"github.com/scrapedefense/scrapedefense/internal/store/embedded"
+	"github.com/scrapedefense/scrapedefense/internal/tarpit"
 	"github.com/scrapedefense/scrapedefense/internal/telemetry"
 )
 
@@ -51,10 +52,17 @@ func newRegistry(ctx context.Context, d Deps) (*role.Registry, *wiring) {
 		if err != nil {
 			return nil, err
 		}
-		return edge.New(ctx, edge.Options{Config: d.Config, Store: d.Store, Logger: d.Logger, Build: d.Build, APIToken: d.Token, Sink: sink})
+		tp, prefix, err := w.edgeTarpit()
+		if err != nil {
+			return nil, err
+		}
+		return edge.New(ctx, edge.Options{Config: d.Config, Store: d.Store, Logger: d.Logger, Build: d.Build, APIToken: d.Token,
+			Sink: sink, Tarpit: tp, TrapPrefix: prefix,
+			TrapLinks: func(w io.Writer, href string) io.WriteCloser { return tarpit.NewInjector(w, href) }})
 	})
 	reg.Register(RoleAI, w.aiRole)
 	reg.Register(RoleEscalation, w.escalationRole)
+	reg.Register(tarpit.Name, func() (role.Role, error) { return w.tarpitRole() })
 	return reg, w
 }
 
@@ -135,15 +143,21 @@ func PrintEndpoints(w io.Writer, eps []role.Endpoint, dataDir string, demo bool)
 	for _, ep := range eps {
 		u := "http://" + displayAddr(ep.Addr)
 		note := ""
-		switch ep.Name {
-		case "public":
+		switch ep.Role + "/" + ep.Name {
+		case "edge/public":
 			note = "  ← the protected site: open this in a browser"
-		case "admin":
+		case "edge/admin":
 			note = "  (/health, /metrics, /forward-auth, /api/v1)"
-		case "demo-upstream":
+		case "edge/demo-upstream":
 			note = "  (built-in demo site, the upstream)"
+		case "ai/api":
+			note = "  (POST /webhook, POST /escalate, /health, /metrics)"
+		case "escalation/api", "tarpit/admin":
+			note = "  (/health, /metrics)"
+		case "tarpit/public":
+			note = "  (the maze, when the tarpit runs apart from the edge)"
 		}
-		fmt.Fprintf(w, "  %-6s %-14s %s%s\n", ep.Role, ep.Name, u, note)
+		fmt.Fprintf(w, "  %-10s %-14s %s%s\n", ep.Role, ep.Name, u, note)
 	}
 	fmt.Fprintf(w, "  data dir: %s\n", dataDir)
 	if demo {

@@ -12,11 +12,13 @@ import (
 	"github.com/scrapedefense/scrapedefense/internal/aiservice"
 	"github.com/scrapedefense/scrapedefense/internal/clientip"
 	"github.com/scrapedefense/scrapedefense/internal/config"
+	"github.com/scrapedefense/scrapedefense/internal/edge"
 	"github.com/scrapedefense/scrapedefense/internal/escalation"
 	"github.com/scrapedefense/scrapedefense/internal/events"
 	"github.com/scrapedefense/scrapedefense/internal/pipeline"
 	"github.com/scrapedefense/scrapedefense/internal/role"
 	"github.com/scrapedefense/scrapedefense/internal/store"
+	"github.com/scrapedefense/scrapedefense/internal/tarpit"
 	"github.com/scrapedefense/scrapedefense/internal/telemetry"
 )
 
@@ -43,6 +45,10 @@ type wiring struct {
 	engine  *escalation.Engine
 	escTel  *telemetry.Telemetry
 	engErr  error
+
+	tarpitOnce sync.Once
+	tarpit     *tarpit.Role
+	tarpitErr  error
 }
 
 // escalationTelemetry is shared by the engine and the escalation role.
@@ -205,6 +211,7 @@ func (w *wiring) escalationRole() (role.Role, error) {
 	tel := w.escalationTelemetry()
 	logger := w.d.Logger.With("role", RoleEscalation)
 	enforcer := pipeline.NewEnforcer(w.d.Store, nil, logger, tel.Registerer())
+	enforcer.MazeOwnsBlocks = w.selected[tarpit.Name]
 	workers := pipeline.NewWorkers(pipeline.WorkerOptions{
 		Store: w.d.Store, Scorer: eng, Enforcer: enforcer,
 		Workers: cfg.Workers, Batch: cfg.Batch,
@@ -244,4 +251,61 @@ func registerStoreHealth(h *telemetry.Health, st store.Store) {
 		}
 		return c
 	})
+}
+
+// tarpitRole builds the tarpit once: the edge hands it requests in-process
+// and the tarpit role serves it on its own listeners.
+func (w *wiring) tarpitRole() (*tarpit.Role, error) {
+	w.tarpitOnce.Do(func() {
+		cfg := w.d.Config.Tarpit
+		tc := tarpit.DefaultConfig()
+		tc.Listen, tc.AdminListen, tc.Prefix = cfg.Listen, cfg.AdminListen, cfg.Prefix
+		tc.LinksPerPage, tc.DripBytesPerSecond, tc.MaxSession = cfg.LinksPerPage, cfg.DripBytesPerSecond, cfg.MaxSession
+		tc.MaxConns, tc.MaxConnsPerSubnet, tc.MaxBytesPerSecond = cfg.MaxConns, cfg.MaxConnsPerSubnet, cfg.MaxBytesPerSecond
+		tc.HopLimit, tc.HopWindow, tc.BlockTTL = cfg.HopLimit, cfg.HopWindow, cfg.BlockTTL
+		tc.GzipBomb, tc.ModelFile, tc.TemplateFile = cfg.GzipBomb, cfg.ModelFile, cfg.TemplateFile
+		tc.ShutdownTimeout = w.d.Config.Edge.Timeouts.Shutdown
+		if cfg.SeedFile != "" {
+			seed, err := config.ReadSecret(cfg.SeedFile)
+			if err != nil {
+				w.tarpitErr = fmt.Errorf("tarpit.seed_file: %w", err)
+				return
+			}
+			tc.Seed = []byte(seed)
+		}
+		// With the edge in this process, the edge reports every maze request
+		// already; the tarpit reports hits itself only when it runs apart.
+		var emit func(events.Event)
+		if !w.selected[edge.Name] && (w.selected[RoleAI] || w.selected[RoleEscalation]) {
+			ai, err := w.aiService()
+			if err != nil {
+				w.tarpitErr = err
+				return
+			}
+			emit = func(ev events.Event) {
+				// Never block the maze on the queue: a hit that cannot be
+				// queued is counted by the intake and dropped.
+				_ = ai.Ingest(w.ctx, []events.Event{ev})
+			}
+		}
+		w.tarpit, w.tarpitErr = tarpit.New(w.ctx, tarpit.Options{Config: tc, Store: w.d.Store,
+			Logger: w.d.Logger, Build: w.d.Build, Emit: emit})
+	})
+	return w.tarpit, w.tarpitErr
+}
+
+// edgeTarpit hands tarpit verdicts and trap requests to the in-process
+// tarpit, with the client address the edge resolved.
+func (w *wiring) edgeTarpit() (func(http.ResponseWriter, *http.Request, netip.Addr), string, error) {
+	if !w.selected[tarpit.Name] {
+		return nil, "", nil
+	}
+	tp, err := w.tarpitRole()
+	if err != nil {
+		return nil, "", err
+	}
+	h := tp.Handler()
+	return func(rw http.ResponseWriter, r *http.Request, client netip.Addr) {
+		h.ServeHTTP(rw, r.WithContext(tarpit.WithClient(r.Context(), client)))
+	}, tp.Prefix(), nil
 }

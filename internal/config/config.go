@@ -128,7 +128,7 @@ type Tarpit struct {
 	Listen             string        `yaml:"listen" doc:"Listener of the maze when the tarpit runs apart from the edge."`
 	AdminListen        string        `yaml:"admin_listen" doc:"Listener of the tarpit's /health and /metrics."`
 	Prefix             string        `yaml:"prefix" doc:"Path prefix of the maze: the hidden trap links point here and robots.txt disallows it."`
-	SeedFile           string        `yaml:"seed_file" doc:"Secret that makes maze pages deterministic per URL; share it between instances. Empty: generated into the data dir."`
+	SeedFile           string        `yaml:"seed_file" doc:"Secret that makes maze pages deterministic per URL; instances with the same seed serve the same maze. Empty: generated once and kept in the store."`
 	ModelFile          string        `yaml:"model_file" doc:"Markov text model (from scrapedefense tarpit train). Empty: the built-in model."`
 	TemplateFile       string        `yaml:"template_file" doc:"HTML layout for maze pages (html/template with a {{.Content}} slot). Empty: a plain built-in layout."`
 	LinksPerPage       int           `yaml:"links_per_page" doc:"Links deeper into the maze on each page."`
@@ -317,12 +317,12 @@ func Default() Config {
 			Listen:             "127.0.0.1:8001",
 			AdminListen:        "127.0.0.1:9081",
 			Prefix:             "/.well-known/sd-archive/",
-			LinksPerPage:       8,
-			DripBytesPerSecond: 256,
-			MaxSession:         5 * time.Minute,
+			LinksPerPage:       12,
+			DripBytesPerSecond: 48,
+			MaxSession:         3 * time.Minute,
 			MaxConns:           10_000,
 			MaxConnsPerSubnet:  64,
-			MaxBytesPerSecond:  4 << 20,
+			MaxBytesPerSecond:  1 << 20,
 			HopLimit:           10,
 			HopWindow:          time.Hour,
 			BlockTTL:           24 * time.Hour,

@@ -158,10 +158,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var code int
 	switch {
-	case h.tarpit != nil && h.trapPrefix != "" && strings.HasPrefix(r.URL.Path, h.trapPrefix) && !v.Crawler.Verified:
+	case h.tarpit != nil && h.trapPrefix != "" && strings.HasPrefix(r.URL.Path, h.trapPrefix) &&
+		!v.Crawler.Verified && v.Action != decision.ActionBlock:
 		// Only a client that ignored robots.txt and followed a link no
-		// person can see arrives here: it enters the maze, whatever its
-		// score.
+		// person can see arrives here: it enters the maze whatever its
+		// score, until the maze's hop limit has it blocked.
 		v.Action, v.Stage, v.Rule = decision.ActionTarpit, StageTrap, StageTrap.String()
 		code = h.serveObserved(w, r, start, "tarpit", func(w http.ResponseWriter, r *http.Request) { h.tarpit(w, r, client) })
 	case v.Action == decision.ActionAllow:

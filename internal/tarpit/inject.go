@@ -13,8 +13,13 @@ const InjectScanLimit = 64 << 10
 // display:none, which some scrapers skip), hidden from screen readers
 // (aria-hidden) and out of the tab order (tabindex=-1), so that only
 // software that follows every href finds it.
+//
+// The hidden attribute does the hiding: it works under a Content-Security-
+// Policy that forbids inline styles (where the style attribute is ignored)
+// and keeps the link out of the accessibility tree and the tab order.
+// Scrapers that read the HTML without rendering it still see the href.
 func TrapAnchor(href string) string {
-	return `<a href="` + html.EscapeString(href) + `" rel="nofollow" aria-hidden="true" tabindex="-1" ` +
+	return `<a href="` + html.EscapeString(href) + `" hidden rel="nofollow" aria-hidden="true" tabindex="-1" ` +
 		`style="position:absolute;left:-9999px;top:auto;width:1px;height:1px;overflow:hidden">Archive</a>`
 }
 
