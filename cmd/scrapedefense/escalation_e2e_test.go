@@ -213,7 +213,7 @@ func TestQueuedEventsSurviveSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"SCRAPEDEFENSE_EDGE_TRUSTED_PROXIES=127.0.0.1/32", "SCRAPEDEFENSE_AI_SENDERS=shipper:" + secretFile}
-	s := startServer(t, dir, env, "--roles", "edge,ai") // no escalation workers: events wait in the queue
+	s := startServer(t, dir, env, "--roles", "edge,ai-service") // no escalation workers: events wait in the queue
 	const ip = "192.0.2.99"
 	if code := postWebhook(t, "http://"+s.ai+"/webhook", "shipper", secret, libraryEvents(ip, 20)); code != http.StatusAccepted {
 		t.Fatalf("webhook: %d", code)

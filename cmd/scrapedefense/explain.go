@@ -11,6 +11,7 @@ import (
 
 	"github.com/scrapedefense/scrapedefense/internal/app"
 	"github.com/scrapedefense/scrapedefense/internal/edge"
+	"github.com/scrapedefense/scrapedefense/internal/pipeline"
 	"github.com/scrapedefense/scrapedefense/internal/store"
 )
 
@@ -57,11 +58,18 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 		if terr != nil {
 			return fmt.Errorf("a server is running but its API token is unreadable: %w", terr)
 		}
-		text, err := app.NewClient(cfg.Edge.AdminListen, token).Explain(ctx, req)
+		client := app.NewClient(cfg.Edge.AdminListen, token)
+		text, err := client.Explain(ctx, req)
 		if err != nil {
 			return err
 		}
-		_, err = io.WriteString(stdout, text)
+		recs, err := client.History(ctx, req.IP)
+		if err != nil {
+			return err
+		}
+		if _, err = io.WriteString(stdout, text); err == nil {
+			pipeline.WriteHistory(stdout, recs)
+		}
 		return err
 	}
 	if err != nil {
@@ -83,6 +91,12 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usagef("explain: %v", err)
 	}
-	_, err = io.WriteString(stdout, text)
+	recs, err := pipeline.History(ctx, st, req.IP, 0)
+	if err != nil {
+		return err
+	}
+	if _, err = io.WriteString(stdout, text); err == nil {
+		pipeline.WriteHistory(stdout, recs)
+	}
 	return err
 }

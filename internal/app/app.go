@@ -150,7 +150,7 @@ func PrintEndpoints(w io.Writer, eps []role.Endpoint, dataDir string, demo bool)
 			note = "  (/health, /metrics, /forward-auth, /api/v1)"
 		case "edge/demo-upstream":
 			note = "  (built-in demo site, the upstream)"
-		case "ai/api":
+		case "ai-service/api":
 			note = "  (POST /webhook, POST /escalate, /health, /metrics)"
 		case "escalation/api", "tarpit/admin":
 			note = "  (/health, /metrics)"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/scrapedefense/scrapedefense/internal/decision"
 	"github.com/scrapedefense/scrapedefense/internal/edge"
+	"github.com/scrapedefense/scrapedefense/internal/pipeline"
 )
 
 // Client talks to a running server's decisions API, for the CLI while the
@@ -92,4 +93,11 @@ func (c *Client) Explain(ctx context.Context, req edge.ExplainRequest) (string, 
 	var s string
 	err := c.do(ctx, http.MethodPost, "/api/v1/explain", req, &s)
 	return s, err
+}
+
+// History returns a client's escalation history from the running server.
+func (c *Client) History(ctx context.Context, ip string) ([]pipeline.Record, error) {
+	var recs []pipeline.Record
+	err := c.do(ctx, http.MethodGet, "/api/v1/history?ip="+url.QueryEscape(ip), nil, &recs)
+	return recs, err
 }

@@ -24,7 +24,7 @@ import (
 
 // Role names besides the edge's.
 const (
-	RoleAI         = "ai"
+	RoleAI         = "ai-service"
 	RoleEscalation = "escalation"
 )
 
@@ -112,7 +112,7 @@ func (w *wiring) engineOrErr() (*escalation.Engine, error) {
 func (w *wiring) aiService() (*aiservice.Service, error) {
 	w.aiOnce.Do(func() {
 		cfg := w.d.Config.AI
-		w.aiTel = telemetry.New(RoleAI, w.d.Build)
+		w.aiTel = telemetry.New("ai_service", w.d.Build) // the label of the architecture's SLO table
 		senders, err := loadSenders(cfg.Senders)
 		if err != nil {
 			w.aiErr = err
@@ -191,7 +191,7 @@ func (w *wiring) aiRole() (role.Role, error) {
 	if err != nil {
 		return nil, err
 	}
-	health := telemetry.NewHealth(RoleAI, w.d.Build)
+	health := telemetry.NewHealth("ai_service", w.d.Build)
 	registerStoreHealth(health, w.d.Store)
 	return &role.Service{
 		RoleName: RoleAI,
