@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/scrapedefense/scrapedefense/internal/hmacsig"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -100,7 +101,7 @@ func BenchmarkWebhookEmbeddedStore(b *testing.B) {
 func BenchmarkVerify(b *testing.B) {
 	v := newVerifier(map[string][]byte{testSender: testSecret}, []byte("dummy"))
 	body := bytes.Repeat([]byte("x"), 1024)
-	sig, _ := parseSignature(Sign(testSecret, testNow, body))
+	sig, _ := hmacsig.Parse(Sign(testSecret, testNow, body))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/scrapedefense/scrapedefense/internal/events"
+	"github.com/scrapedefense/scrapedefense/internal/hmacsig"
 	"github.com/scrapedefense/scrapedefense/internal/store"
 	"github.com/scrapedefense/scrapedefense/internal/telemetry"
 )
@@ -341,8 +342,8 @@ func (s *Service) authenticate(r *http.Request) (sender string, body []byte, rel
 		return "", nil, nil, reject(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "Content-Type must be application/json")
 	}
 	claimed := r.Header.Get(HeaderSender)
-	sig, sigOK := parseSignature(r.Header.Get(HeaderSignature))
-	if claimed == "" || !sigOK {
+	sig, sigErr := hmacsig.Parse(r.Header.Get(HeaderSignature))
+	if claimed == "" || sigErr != nil {
 		return "", nil, nil, reject(http.StatusUnauthorized, CodeUnauthenticated, "missing or malformed %s or %s header", HeaderSender, HeaderSignature)
 	}
 	if r.ContentLength > s.opts.MaxBodyBytes {
@@ -375,7 +376,8 @@ func (s *Service) authenticate(r *http.Request) (sender string, body []byte, rel
 	}
 	sender = claimed
 	now := s.now()
-	if skew := now.Sub(time.Unix(sig.ts, 0)); skew > s.opts.ReplayWindow || skew < -s.opts.ReplayWindow {
+	if !sig.Fresh(now, s.opts.ReplayWindow) {
+		skew := now.Sub(time.Unix(sig.Time, 0))
 		release()
 		return sender, nil, nil, reject(http.StatusUnauthorized, CodeStaleSignature, "signature time is %s away from the server's clock, limit %s", skew.Round(time.Second), s.opts.ReplayWindow)
 	}

@@ -512,30 +512,6 @@ func TestNewValidatesOptions(t *testing.T) {
 	}
 }
 
-func TestParseSignature(t *testing.T) {
-	hexSig := strings.Repeat("ab", 32)
-	for _, tc := range []struct {
-		in string
-		ok bool
-	}{
-		{"t=1700000000,v1=" + hexSig, true},
-		{"t=1700000000, v1=" + hexSig + ",v1=" + hexSig, true},
-		{"t=1700000000,v0=zz,v1=" + hexSig, true},
-		{"v1=" + hexSig, false},
-		{"t=1700000000", false},
-		{"t=-5,v1=" + hexSig, false},
-		{"t=1,t=2,v1=" + hexSig, false},
-		{"t=1700000000,v1=" + hexSig[:10], false},
-		{"t=1700000000,v1=" + strings.Repeat("zz", 32), false},
-		{"t=1700000000;v1=" + hexSig, false},
-		{"", false},
-	} {
-		if _, ok := parseSignature(tc.in); ok != tc.ok {
-			t.Errorf("parseSignature(%q) ok = %v, want %v", tc.in, ok, tc.ok)
-		}
-	}
-}
-
 func TestMediaType(t *testing.T) {
 	for ct, want := range map[string]bool{
 		"application/json":                   true,

@@ -59,79 +59,103 @@ func compute(secret []byte, ts string, body []byte) []byte {
 	return m.Sum(nil)
 }
 
-// Verify checks header (the value of [Header]) against body. The timestamp
-// must lie within window of now in either direction (window <= 0 means
-// [DefaultWindow]). Several v1 entries are accepted, any of which may match,
-// so a sender can sign with an old and a new secret while rotating.
-func Verify(secret []byte, header string, body []byte, now time.Time, window time.Duration) error {
-	if len(secret) == 0 {
-		return ErrNoSecret
-	}
-	if header == "" {
-		return ErrMissing
-	}
-	ts, sigs, err := parse(header)
-	if err != nil {
-		return err
-	}
-	unix, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return fmt.Errorf("%w: bad timestamp", ErrMalformed)
-	}
-	if window <= 0 {
-		window = DefaultWindow
-	}
-	// Compare in seconds so that huge timestamps cannot overflow a Duration.
-	if d := now.Unix() - unix; d > int64(window/time.Second) || -d > int64(window/time.Second) {
-		return ErrExpired
-	}
-	want := compute(secret, ts, body)
-	for _, s := range sigs {
-		got := make([]byte, hex.DecodedLen(len(s)))
-		if _, err := hex.Decode(got, []byte(s)); err != nil {
-			continue
-		}
-		if hmac.Equal(got, want) {
-			return nil
-		}
-	}
-	return ErrMismatch
+// Signature is a parsed signature header.
+type Signature struct {
+	// Time is the signing time the sender claims (Unix seconds).
+	Time int64
+	ts   string
+	sigs [][sha256.Size]byte
 }
 
-// parse splits "t=<ts>,v1=<hex>[,v1=<hex>...]". Unknown keys are ignored so
-// that a later scheme version can be added alongside v1.
-func parse(header string) (ts string, sigs []string, err error) {
+// maxSignatures bounds the v1= entries one header may carry (a sender
+// rotating its secret signs with both).
+const maxSignatures = 4
+
+// Parse parses "t=<unix>,v1=<hex>[,v1=<hex>...]". Unknown keys are ignored
+// so that a future scheme can be added beside v1.
+func Parse(header string) (Signature, error) {
+	var s Signature
+	if header == "" {
+		return s, ErrMissing
+	}
 	if len(header) > maxHeaderLen {
-		return "", nil, fmt.Errorf("%w: too long", ErrMalformed)
+		return s, fmt.Errorf("%w: too long", ErrMalformed)
 	}
 	for part := range strings.SplitSeq(header, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
-			return "", nil, fmt.Errorf("%w: %q is not key=value", ErrMalformed, truncate(part))
+			return s, fmt.Errorf("%w: %q is not key=value", ErrMalformed, truncate(part))
 		}
 		switch k {
 		case "t":
-			if ts != "" {
-				return "", nil, fmt.Errorf("%w: duplicate t", ErrMalformed)
+			if s.ts != "" {
+				return s, fmt.Errorf("%w: duplicate t", ErrMalformed)
 			}
-			if v == "" || len(v) > 19 {
-				return "", nil, fmt.Errorf("%w: bad timestamp", ErrMalformed)
+			unix, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || unix <= 0 || len(v) > 19 {
+				return s, fmt.Errorf("%w: bad timestamp", ErrMalformed)
 			}
-			ts = v
+			s.ts, s.Time = v, unix
 		case "v1":
-			if len(v) != hex.EncodedLen(sha256.Size) {
-				return "", nil, fmt.Errorf("%w: v1 must be %d hex digits", ErrMalformed, hex.EncodedLen(sha256.Size))
+			var sum [sha256.Size]byte
+			if len(v) != hex.EncodedLen(sha256.Size) || len(s.sigs) == maxSignatures {
+				return s, fmt.Errorf("%w: v1 must be %d hex digits, at most %d of them", ErrMalformed, hex.EncodedLen(sha256.Size), maxSignatures)
 			}
-			sigs = append(sigs, v)
+			if _, err := hex.Decode(sum[:], []byte(v)); err != nil {
+				return s, fmt.Errorf("%w: v1 is not hex", ErrMalformed)
+			}
+			s.sigs = append(s.sigs, sum)
 		}
 	}
-	if ts == "" {
-		return "", nil, fmt.Errorf("%w: no timestamp", ErrMalformed)
+	if s.ts == "" {
+		return s, fmt.Errorf("%w: no timestamp", ErrMalformed)
 	}
-	if len(sigs) == 0 {
-		return "", nil, fmt.Errorf("%w: no v1 signature", ErrMalformed)
+	if len(s.sigs) == 0 {
+		return s, fmt.Errorf("%w: no v1 signature", ErrMalformed)
 	}
-	return ts, sigs, nil
+	return s, nil
+}
+
+// Check computes the MAC of body with secret and reports whether one of the
+// signatures matches, in constant time. It returns the MAC too, which
+// identifies the signed request (replay protection keys on it). It does not
+// look at the timestamp.
+func (s *Signature) Check(secret, body []byte) (sum [sha256.Size]byte, ok bool) {
+	copy(sum[:], compute(secret, s.ts, body))
+	for i := range s.sigs {
+		if hmac.Equal(sum[:], s.sigs[i][:]) {
+			ok = true
+		}
+	}
+	return sum, ok
+}
+
+// Fresh reports whether the signing time is within window of now.
+func (s *Signature) Fresh(now time.Time, window time.Duration) bool {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	d := now.Unix() - s.Time
+	return d <= int64(window/time.Second) && -d <= int64(window/time.Second)
+}
+
+// Verify checks header against body: well formed, fresh within window of
+// now (window <= 0 means DefaultWindow) and signed with secret.
+func Verify(secret []byte, header string, body []byte, now time.Time, window time.Duration) error {
+	if len(secret) == 0 {
+		return ErrNoSecret
+	}
+	s, err := Parse(header)
+	if err != nil {
+		return err
+	}
+	if !s.Fresh(now, window) {
+		return ErrExpired
+	}
+	if _, ok := s.Check(secret, body); !ok {
+		return ErrMismatch
+	}
+	return nil
 }
 
 func truncate(s string) string {

@@ -101,3 +101,27 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+func TestParse(t *testing.T) {
+	hexSig := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"t=1700000000,v1=" + hexSig, true},
+		{"t=1700000000, v1=" + hexSig + ",v1=" + hexSig, true},
+		{"t=1700000000,v0=zz,v1=" + hexSig, true},
+		{"v1=" + hexSig, false},
+		{"t=1700000000", false},
+		{"t=-5,v1=" + hexSig, false},
+		{"t=1,t=2,v1=" + hexSig, false},
+		{"t=1700000000,v1=" + hexSig[:10], false},
+		{"t=1700000000,v1=" + strings.Repeat("zz", 32), false},
+		{"t=1700000000;v1=" + hexSig, false},
+		{"", false},
+	} {
+		if _, err := Parse(tc.in); (err == nil) != tc.ok {
+			t.Errorf("Parse(%q) = %v, want ok %v", tc.in, err, tc.ok)
+		}
+	}
+}
