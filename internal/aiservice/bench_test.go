@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/scrapedefense/scrapedefense/internal/hmacsig"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scrapedefense/scrapedefense/internal/events"
+	"github.com/scrapedefense/scrapedefense/internal/hmacsig"
 	"github.com/scrapedefense/scrapedefense/internal/telemetry"
 )
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/scrapedefense/scrapedefense/internal/decision"
 	"github.com/scrapedefense/scrapedefense/internal/events"
+	"github.com/scrapedefense/scrapedefense/internal/pipeline"
 	"github.com/scrapedefense/scrapedefense/internal/policy"
 	"github.com/scrapedefense/scrapedefense/internal/store"
 )
@@ -57,6 +58,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/v1/decisions", a.deleteDecision)
 	mux.HandleFunc("POST /api/v1/explain", a.explain)
 	mux.HandleFunc("GET /api/v1/events/recent", a.recentEvents)
+	mux.HandleFunc("GET /api/v1/history", a.history)
 	return a.authenticate(mux)
 }
 
@@ -69,6 +71,21 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// history returns a client's recent events and escalation verdicts.
+func (a *API) history(w http.ResponseWriter, r *http.Request) {
+	ip, err := netip.ParseAddr(r.URL.Query().Get("ip"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_ip", "ip must be an address")
+		return
+	}
+	recs, err := pipeline.History(r.Context(), a.store, ip.Unmap().String(), 0)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, recs)
 }
 
 func (a *API) listDecisions(w http.ResponseWriter, r *http.Request) {

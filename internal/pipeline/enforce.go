@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -203,4 +204,38 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// WriteHistory prints a client's records for explain, newest first.
+func WriteHistory(w io.Writer, recs []Record) {
+	if len(recs) == 0 {
+		fmt.Fprintln(w, "\nEscalation history: none (no notable event or verdict recorded for this address)")
+		return
+	}
+	fmt.Fprintf(w, "\nEscalation history (newest first, %d records):\n", len(recs))
+	for _, r := range recs {
+		ev, v := r.Event, r.Verdict
+		kind := string(ev.Kind)
+		if kind == "" {
+			kind = string(events.KindRequest)
+		}
+		fmt.Fprintf(w, "  %s  %-9s score %.2f  %s %s %q", v.Time.UTC().Format(time.RFC3339), v.Action, v.Score, kind, ev.Method, ev.Path)
+		if ev.Status != 0 {
+			fmt.Fprintf(w, " → %d", ev.Status)
+		}
+		fmt.Fprintln(w)
+		if v.Protected != "" {
+			fmt.Fprintf(w, "      protected: %s\n", v.Protected)
+		}
+		for _, reason := range v.Reasons {
+			if reason.Weight == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "      %+.2f %s/%s", reason.Weight, reason.Stage, reason.Signal)
+			if reason.Detail != "" {
+				fmt.Fprintf(w, " (%s)", reason.Detail)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }
