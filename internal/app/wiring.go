@@ -78,8 +78,14 @@ func (w *wiring) buildEngine() {
 		w.engErr = fmt.Errorf("edge.trusted_proxies: %w", err)
 		return
 	}
+	grey, err := newGreyZone(cfg.Classifier, w.escTel.Registerer())
+	if err != nil {
+		w.engErr = err
+		return
+	}
 	th := cfg.Thresholds
 	w.engine, w.engErr = escalation.New(escalation.Options{
+		GreyZone:   grey,
 		Thresholds: escalation.Thresholds{Challenge: th.Challenge, Throttle: th.Throttle, Tarpit: th.Tarpit, Block: th.Block},
 		TTL:        escalation.TTLs{Challenge: cfg.TTL.Challenge, Throttle: cfg.TTL.Throttle, Tarpit: cfg.TTL.Tarpit, Block: cfg.TTL.Block},
 		MaxTTL:     cfg.MaxTTL,
@@ -210,7 +216,17 @@ func (w *wiring) escalationRole() (role.Role, error) {
 	cfg := w.d.Config.Escalation
 	tel := w.escalationTelemetry()
 	logger := w.d.Logger.With("role", RoleEscalation)
-	enforcer := pipeline.NewEnforcer(w.d.Store, nil, logger, tel.Registerer())
+	dispatcher, err := newDispatcher(w.d.Config.Alerts, tel, logger)
+	if err != nil {
+		return nil, err
+	}
+	var alert func(events.Verdict)
+	loops := []func(context.Context){}
+	if dispatcher != nil {
+		alert = func(v events.Verdict) { dispatcher.Notify(verdictAlert(v)) }
+		loops = append(loops, func(ctx context.Context) { _ = dispatcher.Run(ctx) })
+	}
+	enforcer := pipeline.NewEnforcer(w.d.Store, alert, logger, tel.Registerer())
 	enforcer.MazeOwnsBlocks = w.selected[tarpit.Name]
 	workers := pipeline.NewWorkers(pipeline.WorkerOptions{
 		Store: w.d.Store, Scorer: eng, Enforcer: enforcer,
@@ -234,7 +250,7 @@ func (w *wiring) escalationRole() (role.Role, error) {
 		RoleName: RoleEscalation,
 		Addr:     cfg.Listen,
 		Handler:  opsMux(tel, health, nil),
-		Loops:    []func(context.Context){workers.Run},
+		Loops:    append(loops, workers.Run),
 		Drain:    w.d.Config.Edge.Timeouts.Shutdown,
 		Logger:   logger,
 	}, nil

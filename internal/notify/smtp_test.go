@@ -14,16 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scrapedefense/scrapedefense/internal/notify/smtptest"
 	"github.com/scrapedefense/scrapedefense/internal/outbound"
 )
 
-func smtpOptions(t *testing.T, f *fakeSMTP) SMTPOptions {
+func smtpOptions(t *testing.T, f *smtptest.Server) SMTPOptions {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(f.addr)
+	host, port, _ := net.SplitHostPort(f.Addr)
 	p, _ := strconv.Atoi(port)
 	return SMTPOptions{
 		Host: host, Port: p,
-		TLSConfig: &tls.Config{RootCAs: f.roots},
+		TLSConfig: &tls.Config{RootCAs: f.Roots},
 		Username:  "alerts", Password: "hunter2",
 		From:   "Scrapedefense <alerts@example.org>",
 		To:     []string{"ops@example.org", "Second <sec@example.org>"},
@@ -33,7 +34,7 @@ func smtpOptions(t *testing.T, f *fakeSMTP) SMTPOptions {
 }
 
 func TestSMTPSendsOverStartTLS(t *testing.T) {
-	f := newFakeSMTP(t, true)
+	f := smtptest.New(t, true)
 	s, err := NewSMTP(smtpOptions(t, f))
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ func TestSMTPSendsOverStartTLS(t *testing.T) {
 	if err := s.Send(context.Background(), b); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	got := f.last()
+	got := f.Last()
 	if !got.TLS || !got.AuthTLS || got.AuthUser != "alerts" || got.AuthPass != "hunter2" {
 		t.Errorf("session: tls %v auth-after-tls %v user %q", got.TLS, got.AuthTLS, got.AuthUser)
 	}
@@ -86,7 +87,7 @@ func TestSMTPSendsOverStartTLS(t *testing.T) {
 }
 
 func TestSMTPRequiresStartTLS(t *testing.T) {
-	f := newFakeSMTP(t, false)
+	f := smtptest.New(t, false)
 	s, err := NewSMTP(smtpOptions(t, f))
 	if err != nil {
 		t.Fatal(err)
@@ -95,13 +96,13 @@ func TestSMTPRequiresStartTLS(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "STARTTLS") {
 		t.Fatalf("Send = %v, want a STARTTLS error", err)
 	}
-	if got := f.last(); got.AuthUser != "" || got.Data != "" {
+	if got := f.Last(); got.AuthUser != "" || got.Data != "" {
 		t.Errorf("credentials or data sent in the clear: %+v", got)
 	}
 }
 
 func TestSMTPPlainWhenExplicitlyDisabled(t *testing.T) {
-	f := newFakeSMTP(t, false)
+	f := smtptest.New(t, false)
 	o := smtpOptions(t, f)
 	o.TLS = SMTPNoTLS
 	if _, err := NewSMTP(o); err == nil {
@@ -115,13 +116,13 @@ func TestSMTPPlainWhenExplicitlyDisabled(t *testing.T) {
 	if err := s.Send(context.Background(), testBatch()); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	if f.last().Data == "" {
+	if f.Last().Data == "" {
 		t.Error("no message delivered")
 	}
 }
 
 func TestSMTPBadPasswordNotLeaked(t *testing.T) {
-	f := newFakeSMTP(t, true)
+	f := smtptest.New(t, true)
 	o := smtpOptions(t, f)
 	o.Password = "wrong-secret"
 	s, _ := NewSMTP(o)
@@ -132,20 +133,20 @@ func TestSMTPBadPasswordNotLeaked(t *testing.T) {
 }
 
 func TestSMTPUntrustedCertificate(t *testing.T) {
-	f := newFakeSMTP(t, true)
+	f := smtptest.New(t, true)
 	o := smtpOptions(t, f)
 	o.TLSConfig = nil
 	s, _ := NewSMTP(o)
 	if err := s.Send(context.Background(), testBatch()); err == nil {
 		t.Fatal("Send trusted a self-signed certificate")
 	}
-	if f.last().AuthUser != "" {
+	if f.Last().AuthUser != "" {
 		t.Error("credentials sent")
 	}
 }
 
 func TestSMTPGuard(t *testing.T) {
-	f := newFakeSMTP(t, true)
+	f := smtptest.New(t, true)
 	o := smtpOptions(t, f)
 	o.Policy = outbound.Policy{}
 	s, _ := NewSMTP(o)
@@ -183,7 +184,7 @@ func TestNewSMTPValidation(t *testing.T) {
 }
 
 func TestSMTPImplicitTLS(t *testing.T) {
-	f := newFakeSMTP(t, false, func(f *fakeSMTP) { f.implicit = true })
+	f := smtptest.New(t, false, func(f *smtptest.Server) { f.Implicit = true })
 	o := smtpOptions(t, f)
 	o.TLS = SMTPImplicitTLS
 	s, err := NewSMTP(o)
@@ -193,7 +194,7 @@ func TestSMTPImplicitTLS(t *testing.T) {
 	if err := s.Send(context.Background(), testBatch()); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	if got := f.last(); !got.TLS || !got.AuthTLS || got.Data == "" {
+	if got := f.Last(); !got.TLS || !got.AuthTLS || got.Data == "" {
 		t.Errorf("session %+v", got)
 	}
 }

@@ -1,4 +1,7 @@
-package notify
+// Package smtptest is a minimal SMTP submission server for tests: EHLO,
+// STARTTLS or implicit TLS, AUTH PLAIN, MAIL, RCPT, DATA, QUIT. It records
+// what it received.
+package smtptest
 
 import (
 	"crypto/ecdsa"
@@ -17,22 +20,24 @@ import (
 	"time"
 )
 
-// fakeSMTP is a minimal submission server: EHLO, STARTTLS, AUTH PLAIN,
-// MAIL, RCPT, DATA, QUIT. It records what it received.
-type fakeSMTP struct {
-	addr     string
-	tls      *tls.Config
-	roots    *x509.CertPool
-	startTLS bool // offer STARTTLS
-	implicit bool // speak TLS from the first byte
-	user     string
-	pass     string
+// Server is a running fake SMTP server. Configure its exported fields in
+// New's configure functions, before it serves.
+type Server struct {
+	Addr     string
+	Roots    *x509.CertPool // trusts the server's self-signed certificate
+	StartTLS bool           // offer STARTTLS
+	Implicit bool           // speak TLS from the first byte
+	User     string         // AUTH PLAIN credentials it accepts
+	Pass     string
+
+	tls *tls.Config
 
 	mu       sync.Mutex
-	sessions []fakeSession
+	sessions []Session
 }
 
-type fakeSession struct {
+// Session is one connection as the server saw it.
+type Session struct {
 	TLS      bool
 	AuthUser string
 	AuthPass string
@@ -43,20 +48,21 @@ type fakeSession struct {
 	Commands []string
 }
 
-func newFakeSMTP(t *testing.T, offerStartTLS bool, configure ...func(*fakeSMTP)) *fakeSMTP {
+// New starts a server on a loopback port; it stops when the test ends.
+func New(t testing.TB, offerStartTLS bool, configure ...func(*Server)) *Server {
 	t.Helper()
 	cert, roots := selfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeSMTP{
-		addr:     ln.Addr().String(),
+	f := &Server{
+		Addr:     ln.Addr().String(),
 		tls:      &tls.Config{Certificates: []tls.Certificate{cert}},
-		roots:    roots,
-		startTLS: offerStartTLS,
-		user:     "alerts",
-		pass:     "hunter2",
+		Roots:    roots,
+		StartTLS: offerStartTLS,
+		User:     "alerts",
+		Pass:     "hunter2",
 	}
 	for _, c := range configure {
 		c(f)
@@ -75,20 +81,21 @@ func newFakeSMTP(t *testing.T, offerStartTLS bool, configure ...func(*fakeSMTP))
 	return f
 }
 
-func (f *fakeSMTP) last() fakeSession {
+// Last returns the most recent session (zero if none).
+func (f *Server) Last() Session {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.sessions) == 0 {
-		return fakeSession{}
+		return Session{}
 	}
 	return f.sessions[len(f.sessions)-1]
 }
 
-func (f *fakeSMTP) serve(c net.Conn) {
+func (f *Server) serve(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	var s fakeSession
-	if f.implicit {
+	var s Session
+	if f.Implicit {
 		tc := tls.Server(c, f.tls)
 		if err := tc.Handshake(); err != nil {
 			return
@@ -116,7 +123,7 @@ func (f *fakeSMTP) serve(c net.Conn) {
 		switch strings.ToUpper(verb) {
 		case "EHLO", "HELO":
 			ext := []string{"250-fake", "250-8BITMIME"}
-			if f.startTLS && !s.TLS {
+			if f.StartTLS && !s.TLS {
 				ext = append(ext, "250-STARTTLS")
 			}
 			ext = append(ext, "250 AUTH PLAIN")
@@ -143,7 +150,7 @@ func (f *fakeSMTP) serve(c net.Conn) {
 			if len(parts) == 3 {
 				s.AuthUser, s.AuthPass, s.AuthTLS = parts[1], parts[2], s.TLS
 			}
-			if s.AuthUser == f.user && s.AuthPass == f.pass {
+			if s.AuthUser == f.User && s.AuthPass == f.Pass {
 				_ = tp.PrintfLine("235 ok")
 			} else {
 				_ = tp.PrintfLine("535 bad credentials for %s", s.AuthPass)
@@ -173,7 +180,7 @@ func (f *fakeSMTP) serve(c net.Conn) {
 }
 
 // selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -201,4 +208,11 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// Sessions returns every session so far.
+func (f *Server) Sessions() []Session {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Session(nil), f.sessions...)
 }
