@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/scrapedefense/scrapedefense/internal/aiservice"
 	"github.com/scrapedefense/scrapedefense/internal/clientip"
@@ -43,8 +44,11 @@ type wiring struct {
 
 	engOnce sync.Once
 	engine  *escalation.Engine
-	escTel  *telemetry.Telemetry
-	engErr  error
+	// enforcer carries out grey-zone refinements that arrive after the
+	// worker has moved on; set when the escalation role is built.
+	enforcer atomic.Pointer[pipeline.Enforcer]
+	escTel   *telemetry.Telemetry
+	engErr   error
 
 	tarpitOnce sync.Once
 	tarpit     *tarpit.Role
@@ -106,7 +110,16 @@ func (w *wiring) buildEngine() {
 		},
 		Registerer: w.escTel.Registerer(),
 		OnModel:    func(v string) { w.escTel.SetModelVersion("escalation", v) },
-		Logger:     w.d.Logger.With("role", RoleEscalation),
+		// Workers never wait for the grey zone: its opinion, when it comes
+		// within the budget and changes the action, is enforced then.
+		OnGreyVerdict: func(ev events.Event, v events.Verdict) {
+			if enf := w.enforcer.Load(); enf != nil {
+				if err := enf.Apply(w.ctx, ev, v); err != nil {
+					w.d.Logger.Warn("enforcing a grey-zone verdict failed", "client_ip", v.ClientIP, "err", err)
+				}
+			}
+		},
+		Logger: w.d.Logger.With("role", RoleEscalation),
 	})
 }
 
@@ -131,7 +144,7 @@ func (w *wiring) aiService() (*aiservice.Service, error) {
 				w.aiErr = err
 				return
 			}
-			scorer = eng
+			scorer = waitingScorer{eng}
 		}
 		rate := 0.0
 		if cfg.RateLimit.Requests > 0 {
@@ -228,6 +241,7 @@ func (w *wiring) escalationRole() (role.Role, error) {
 	}
 	enforcer := pipeline.NewEnforcer(w.d.Store, alert, logger, tel.Registerer())
 	enforcer.MazeOwnsBlocks = w.selected[tarpit.Name]
+	w.enforcer.Store(enforcer)
 	workers := pipeline.NewWorkers(pipeline.WorkerOptions{
 		Store: w.d.Store, Scorer: eng, Enforcer: enforcer,
 		Workers: cfg.Workers, Batch: cfg.Batch,
@@ -324,4 +338,11 @@ func (w *wiring) edgeTarpit() (func(http.ResponseWriter, *http.Request, netip.Ad
 	return func(rw http.ResponseWriter, r *http.Request, client netip.Addr) {
 		h.ServeHTTP(rw, r.WithContext(tarpit.WithClient(r.Context(), client)))
 	}, tp.Prefix(), nil
+}
+
+// waitingScorer gives POST /escalate the final verdict, grey zone included.
+type waitingScorer struct{ e *escalation.Engine }
+
+func (s waitingScorer) Score(ctx context.Context, ev events.Event) events.Verdict {
+	return s.e.ScoreWait(ctx, ev)
 }

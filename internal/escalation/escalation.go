@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -87,8 +88,20 @@ const minReasonWeight = 0.05
 
 // Score runs the stages on one event and returns the verdict with its
 // reasons. It also updates the behaviour windows: every event, including
-// asset requests and allowed ones, is an observation.
+// asset requests and allowed ones, is an observation. With
+// Options.OnGreyVerdict set, a grey-zone opinion is delivered later
+// instead of awaited.
 func (e *Engine) Score(ctx context.Context, ev events.Event) events.Verdict {
+	return e.score(ctx, ev, e.opts.OnGreyVerdict == nil)
+}
+
+// ScoreWait is Score that always waits (within the budget) for the grey
+// zone: the synchronous POST /escalate answers with the final verdict.
+func (e *Engine) ScoreWait(ctx context.Context, ev events.Event) events.Verdict {
+	return e.score(ctx, ev, true)
+}
+
+func (e *Engine) score(ctx context.Context, ev events.Event, waitGrey bool) events.Verdict {
 	start := time.Now()
 	model := e.model.Load()
 	o := e.observe(&ev)
@@ -124,20 +137,13 @@ func (e *Engine) Score(ctx context.Context, ev events.Event) events.Verdict {
 		protected = e.opts.Protected(o.addr)
 	}
 
-	if !o.certain && protected == "" && e.opts.GreyZone != nil && v.Score >= e.opts.GreyLow && v.Score <= e.opts.GreyHigh {
+	grey := !o.certain && protected == "" && e.opts.GreyZone != nil && v.Score >= e.opts.GreyLow && v.Score <= e.opts.GreyHigh
+	if grey && waitGrey {
 		e.askGreyZone(ctx, &ev, &v)
 	}
-
-	action := e.rung(v.Score)
-	if protected != "" {
-		v.Protected = protected
-		action = 0
-	}
-	v.Action = ladder[action]
-	if action > 0 && o.addr.IsValid() {
-		offences := e.offences.record(o.addr, v.Time, e.opts.OffenceCooldown, e.opts.OffenceMemory)
-		v.Offences = offences
-		v.TTL = e.ttl(action, offences)
+	action := e.settle(&v, o.addr, protected)
+	if grey && !waitGrey {
+		e.askGreyZoneLater(ev, v, o.addr)
 	}
 
 	// Teach the navigation model with clients that look human.
@@ -149,6 +155,23 @@ func (e *Engine) Score(ctx context.Context, ev events.Event) events.Verdict {
 	e.m.verdicts[action].Inc()
 	e.m.decision.Observe(time.Since(start).Seconds())
 	return v
+}
+
+// settle sets the verdict's action from its score, and the decision TTL
+// from the client's offences, and returns the ladder index.
+func (e *Engine) settle(v *events.Verdict, addr netip.Addr, protected string) int {
+	action := e.rung(v.Score)
+	if protected != "" {
+		v.Protected = protected
+		action = 0
+	}
+	v.Action = ladder[action]
+	if action > 0 && addr.IsValid() {
+		offences := e.offences.record(addr, v.Time, e.opts.OffenceCooldown, e.opts.OffenceMemory)
+		v.Offences = offences
+		v.TTL = e.ttl(action, offences)
+	}
+	return action
 }
 
 // rung returns the ladder index the score reaches.

@@ -279,6 +279,49 @@ func TestGreyZoneOpinionBlended(t *testing.T) {
 	}
 }
 
+// TestGreyZoneLaterDoesNotWait: with OnGreyVerdict set, Score answers from
+// the other stages at once, and an opinion that changes the action arrives
+// as a refined verdict; a hanging classifier delays nothing.
+func TestGreyZoneLaterDoesNotWait(t *testing.T) {
+	clock := newFakeClock()
+	refined := make(chan events.Verdict, 1)
+	e, _ := newTestEngine(t, clock, func(o *Options) {
+		o.GreyZone, o.Model = fixedGreyZone{bot: 1}, middleModel(t)
+		o.OnGreyVerdict = func(_ events.Event, v events.Verdict) { refined <- v }
+	})
+	v := e.Score(context.Background(), chromePage("192.0.2.90", "/", "", clock.Now()))
+	if v.Score != 0.5 || v.Action != ActionChallenge {
+		t.Errorf("immediate verdict %+v, want the model's challenge at 0.5", v)
+	}
+	select {
+	case r := <-refined:
+		if r.Score != 0.75 || r.Action != ActionThrottle || r.TTL == 0 {
+			t.Errorf("refined verdict %+v, want throttle at 0.75 with a TTL", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no refined verdict")
+	}
+	// ScoreWait still blends before answering.
+	if v := e.ScoreWait(context.Background(), chromePage("192.0.2.91", "/", "", clock.Now())); v.Score != 0.75 {
+		t.Errorf("ScoreWait verdict %+v, want the blended 0.75", v)
+	}
+
+	hang := hangingGreyZone{release: make(chan struct{})}
+	e2, _ := newTestEngine(t, clock, func(o *Options) {
+		o.GreyZone, o.GreyBudget, o.Model = hang, 50*time.Millisecond, middleModel(t)
+		o.OnGreyVerdict = func(events.Event, events.Verdict) { t.Error("a hanging classifier produced a verdict") }
+	})
+	start := time.Now()
+	e2.Score(context.Background(), chromePage("192.0.2.92", "/", "", clock.Now()))
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("Score took %v with a hanging classifier", took)
+	}
+	// An answer after the budget is a timeout, not a verdict.
+	time.Sleep(100 * time.Millisecond)
+	close(hang.release)
+	time.Sleep(20 * time.Millisecond)
+}
+
 func TestSetModelHotSwap(t *testing.T) {
 	clock := newFakeClock()
 	var versions []string

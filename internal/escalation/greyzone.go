@@ -3,6 +3,7 @@ package escalation
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 
 	"github.com/scrapedefense/scrapedefense/internal/events"
@@ -38,47 +39,90 @@ const (
 
 const maxGreyReason = 200
 
+// greyAnswer is the outcome of one grey-zone call.
+type greyAnswer struct {
+	op  GreyOpinion
+	err error
+}
+
 // askGreyZone asks within the budget and blends the opinion into v. The
 // call runs in its own goroutine so that a classifier which ignores its
 // context still cannot hold the verdict past the budget; the in-flight
 // limit bounds how many such calls can pile up.
 func (e *Engine) askGreyZone(ctx context.Context, ev *events.Event, v *events.Verdict) {
-	select {
-	case e.greySlots <- struct{}{}:
-	default:
-		e.m.grey[greyBusy].Inc()
+	if !e.takeGreySlot() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.opts.GreyBudget)
 	defer cancel()
-	type answer struct {
-		op  GreyOpinion
-		err error
-	}
-	done := make(chan answer, 1)
+	done := make(chan greyAnswer, 1)
 	q := GreyQuery{Event: *ev, Score: v.Score, Reasons: append([]events.Reason(nil), v.Reasons...)}
 	go func() {
 		defer func() { <-e.greySlots }()
 		op, err := e.opts.GreyZone.Classify(ctx, q)
-		done <- answer{op, err}
+		done <- greyAnswer{op, err}
 	}()
-	var a answer
+	var a greyAnswer
 	select {
 	case a = <-done:
 	case <-ctx.Done():
 		a.err = ctx.Err()
 	}
+	e.blend(ev, v, a)
+}
+
+// askGreyZoneLater asks in the background and reports a verdict whose
+// action the opinion changed to Options.OnGreyVerdict. v is the verdict
+// already returned; the refined one is a copy.
+func (e *Engine) askGreyZoneLater(ev events.Event, v events.Verdict, addr netip.Addr) {
+	if !e.takeGreySlot() {
+		return
+	}
+	q := GreyQuery{Event: ev, Score: v.Score, Reasons: append([]events.Reason(nil), v.Reasons...)}
+	go func() {
+		defer func() { <-e.greySlots }()
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.GreyBudget)
+		defer cancel()
+		op, err := e.opts.GreyZone.Classify(ctx, q)
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err() // answered, but past the budget
+		}
+		refined := v
+		refined.Reasons = q.Reasons
+		if !e.blend(&ev, &refined, greyAnswer{op, err}) {
+			return
+		}
+		e.settle(&refined, addr, "")
+		if refined.Action != v.Action {
+			e.opts.OnGreyVerdict(ev, refined)
+		}
+	}()
+}
+
+func (e *Engine) takeGreySlot() bool {
+	select {
+	case e.greySlots <- struct{}{}:
+		return true
+	default:
+		e.m.grey[greyBusy].Inc()
+		return false
+	}
+}
+
+// blend counts the outcome and, for a valid opinion, blends it into v and
+// reports true.
+func (e *Engine) blend(ev *events.Event, v *events.Verdict, a greyAnswer) bool {
 	switch {
 	case errors.Is(a.err, context.DeadlineExceeded):
 		e.m.grey[greyTimeout].Inc()
-		return
+		return false
 	case a.err != nil:
 		e.m.grey[greyError].Inc()
 		e.opts.Logger.Debug("grey zone failed", "client_ip", ev.ClientIP, "err", a.err)
-		return
+		return false
 	case !(a.op.Bot >= 0 && a.op.Bot <= 1):
 		e.m.grey[greyInvalid].Inc()
-		return
+		return false
 	}
 	e.m.grey[greyOK].Inc()
 	blended := (1-e.opts.GreyWeight)*v.Score + e.opts.GreyWeight*a.op.Bot
@@ -90,4 +134,5 @@ func (e *Engine) askGreyZone(ctx context.Context, ev *events.Event, v *events.Ve
 	// units), unlike the model's logit contributions.
 	v.Reasons = append(v.Reasons, events.Reason{Stage: StageGreyZone, Signal: "opinion", Weight: blended - v.Score, Detail: reason})
 	v.Score = blended
+	return true
 }

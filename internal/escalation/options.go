@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scrapedefense/scrapedefense/internal/events"
 )
 
 // Thresholds are the scores (probability that the client is a bot) at which
@@ -83,6 +85,13 @@ type Options struct {
 	Protected func(ip netip.Addr) string
 	// Registerer receives the metrics (default: a private registry).
 	Registerer prometheus.Registerer
+	// OnGreyVerdict, when set, makes Score asynchronous about the grey
+	// zone: Score returns at once with the other stages' verdict and, when
+	// the opinion arrives within the budget and changes the action, calls
+	// OnGreyVerdict with the refined verdict (from another goroutine). The
+	// queue workers use it so that a slow classifier never holds them;
+	// ScoreWait still waits.
+	OnGreyVerdict func(ev events.Event, v events.Verdict)
 	// OnModel is called with the version whenever a model is installed (at
 	// New and on SetModel); the role wires it to telemetry's
 	// model_version_info.
