@@ -62,9 +62,16 @@ func isBlockPage(code int, body string) bool {
 	return code == http.StatusForbidden && strings.Contains(body, "<title>Access denied</title>")
 }
 
+// startPipeline starts every role, trusting X-Forwarded-For from the test.
+// The maze answers fast: tests count requests, not the minutes a real
+// tarpit keeps a bot waiting.
 func startPipeline(t *testing.T, env ...string) *server {
 	t.Helper()
-	return startServer(t, t.TempDir(), append([]string{"SCRAPEDEFENSE_EDGE_TRUSTED_PROXIES=127.0.0.1/32"}, env...))
+	return startServer(t, t.TempDir(), append([]string{
+		"SCRAPEDEFENSE_EDGE_TRUSTED_PROXIES=127.0.0.1/32",
+		"SCRAPEDEFENSE_TARPIT_DRIP_BYTES_PER_SECOND=1000000",
+		"SCRAPEDEFENSE_TARPIT_MAX_SESSION=1s",
+	}, env...))
 }
 
 // TestStealthScraperIsBlocked: browser user agent and headers, robots.txt
@@ -74,9 +81,20 @@ func TestStealthScraperIsBlocked(t *testing.T) {
 	t.Parallel()
 	s := startPipeline(t)
 	v := visitor{t: t, base: "http://" + s.public, ip: "203.0.113.77"}
+	if n := v.crawlUntilBlocked(30); n > 0 {
+		t.Logf("blocked at request %d", n)
+		return
+	}
+	t.Fatalf("not blocked after 30 requests; decisions:\n%s", s.cli("decisions", "list"))
+}
+
+// crawlUntilBlocked crawls like a stealth scraper (every page link, no
+// assets, five pages a second) and returns the request that got the block
+// page, or 0 if none of max did.
+func (v visitor) crawlUntilBlocked(max int) int {
 	queue := []string{"/"}
 	seen := map[string]bool{"/": true}
-	for n := 1; n <= 30; n++ {
+	for n := 1; n <= max; n++ {
 		var path string
 		if len(queue) > 0 {
 			path, queue = queue[0], queue[1:]
@@ -85,8 +103,7 @@ func TestStealthScraperIsBlocked(t *testing.T) {
 		}
 		code, body := v.fetch(path, "document")
 		if isBlockPage(code, body) {
-			t.Logf("blocked at request %d (%s)", n, path)
-			return
+			return n
 		}
 		for _, m := range pageLink.FindAllStringSubmatch(body, -1) {
 			if p := m[1]; !seen[p] && !strings.HasPrefix(p, "/static/") {
@@ -96,7 +113,7 @@ func TestStealthScraperIsBlocked(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("not blocked after 30 requests; decisions:\n%s", s.cli("decisions", "list"))
+	return 0
 }
 
 // TestPersonIsNeverStopped: a person reads pages with their CSS, scripts and

@@ -25,11 +25,7 @@ var mazeLink = regexp.MustCompile(`href="(` + regexp.QuoteMeta(mazePrefix) + `[^
 func TestTrapFollowerIsBlockedAfterHops(t *testing.T) {
 	t.Parallel()
 	const hops = 5
-	s := startPipeline(t,
-		"SCRAPEDEFENSE_TARPIT_HOP_LIMIT="+strconv.Itoa(hops),
-		"SCRAPEDEFENSE_TARPIT_DRIP_BYTES_PER_SECOND=1000000", // a fast maze, for the test
-		"SCRAPEDEFENSE_TARPIT_MAX_SESSION=2s",
-	)
+	s := startPipeline(t, "SCRAPEDEFENSE_TARPIT_HOP_LIMIT="+strconv.Itoa(hops))
 	v := visitor{t: t, base: "http://" + s.public, ip: "203.0.113.150"}
 	code, body := v.fetch("/", "document")
 	if code != http.StatusOK {
