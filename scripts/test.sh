@@ -9,9 +9,13 @@ STATICCHECK_VERSION=v0.8.2
 install_deps() {
 	local need=()
 	# Real components the tests drive: nginx (the forward-auth snippet),
-	# Chromium (challenges solved by a real browser).
+	# Chromium (challenges solved by a real browser, the hidden trap link),
+	# Prometheus and promtool (rules, rule tests, the SLO end-to-end test),
+	# amtool (the Alertmanager example).
 	command -v nginx >/dev/null || need+=(nginx-light)
 	[ -x /usr/bin/chromium ] || need+=(chromium)
+	command -v promtool >/dev/null || need+=(prometheus)
+	command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 	if [ ${#need[@]} -gt 0 ]; then
 		local sudo=""
 		[ "$(id -u)" -eq 0 ] || sudo="sudo"

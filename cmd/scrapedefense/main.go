@@ -26,6 +26,10 @@ Usage:
   scrapedefense decisions add VALUE --action ACTION [--ttl 1h] [--reason TEXT]
   scrapedefense decisions list [--json]
   scrapedefense decisions delete VALUE
+  scrapedefense model train --out FILE [--data-dir DIR]
+  scrapedefense tarpit train --from-upstream URL --out FILE
+  scrapedefense ops probe [--config FILE]
+  scrapedefense ops budget --prometheus URL [--slo NAME]
   scrapedefense version
 
 Run "scrapedefense COMMAND -h" for the flags of a command.
@@ -54,6 +58,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdExplain(ctx, args[1:], stdout)
 	case "decisions":
 		err = cmdDecisions(ctx, args[1:], stdout)
+	case "model":
+		err = cmdModel(ctx, args[1:], stdout)
+	case "tarpit":
+		err = cmdTarpit(ctx, args[1:], stdout)
+	case "ops":
+		err = cmdOps(ctx, args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":
