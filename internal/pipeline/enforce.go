@@ -49,7 +49,7 @@ func NewEnforcer(st store.Store, alert func(events.Verdict), logger *slog.Logger
 	e := &Enforcer{store: st, alert: alert, logger: logger, now: time.Now,
 		result: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "verdict_actions_total",
-			Help: "Verdicts carried out, by action and result: written (a decision was stored), unchanged (an equal or stronger decision was in force), protected (an operator allow decision or protected client), error.",
+			Help: "Verdicts carried out, by action and result: written (a decision was stored), unchanged (an equal or stronger decision was in force), protected (an allow decision or protected client), operator (an operator's decision on the address stays), edge_enforced (the edge already stopped the request as hard), error.",
 		}, []string{"action", "result"}),
 	}
 	reg.MustRegister(e.result)
@@ -77,6 +77,13 @@ func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict)
 		e.result.WithLabelValues(v.Action, "protected").Inc()
 		return nil
 	}
+	// The edge already stopped this request as hard (a declared AI crawler
+	// or HTTP library, by its user agent): an address-wide decision would
+	// add nothing but collateral for people behind the same address.
+	if edgeAct, err := decision.ParseAction(ev.Action); err == nil && edgeAct >= act && ev.Kind != events.KindTrap && ev.Kind != events.KindTarpit {
+		e.result.WithLabelValues(v.Action, "edge_enforced").Inc()
+		return nil
+	}
 	now := e.now()
 	cur, allowed, err := e.covering(ctx, v.ClientIP)
 	if err != nil {
@@ -87,6 +94,11 @@ func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict)
 	case allowed:
 		// An allow decision is an operator's (or a command's) word.
 		e.result.WithLabelValues(v.Action, "protected").Inc()
+		return nil
+	case cur != nil && cur.Source != Source && cur.Source != "tarpit":
+		// An operator's (or a command's) decision on this very address is
+		// never replaced: it would be lost when ours expires.
+		e.result.WithLabelValues(v.Action, "operator").Inc()
 		return nil
 	case cur != nil && cur.Action >= act && cur.Expires.Sub(now) > v.TTL/2:
 		e.result.WithLabelValues(v.Action, "unchanged").Inc()

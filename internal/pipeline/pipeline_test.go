@@ -159,3 +159,40 @@ func TestWorkersScoreQueuedEvents(t *testing.T) {
 		t.Errorf("scored %v, want each event once", scored)
 	}
 }
+
+func TestEnforcerLeavesEdgeVerdictsAndOperatorDecisions(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	e := NewEnforcer(st, nil, quiet, prometheus.NewRegistry())
+
+	// The edge blocked a declared HTTP library by its user agent: no
+	// address-wide decision.
+	lib := events.Event{Version: 1, ClientIP: "192.0.2.30", Path: "/", UserAgent: "python-requests/2.32", Action: "block", Rule: "http-libraries"}
+	if err := e.Apply(ctx, lib, verdict("192.0.2.30", "block", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok, _ := st.GetDecision(ctx, "192.0.2.30"); ok {
+		t.Errorf("edge-enforced verdict wrote %+v", d)
+	}
+	// A trap hit is different: the edge let it into the maze on purpose.
+	trap := events.Event{Version: 1, Kind: events.KindTrap, ClientIP: "192.0.2.31", Path: "/t/", Action: "tarpit"}
+	if err := e.Apply(ctx, trap, verdict("192.0.2.31", "block", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := st.GetDecision(ctx, "192.0.2.31"); !ok {
+		t.Error("trap verdict wrote no decision")
+	}
+
+	// An operator's challenge on the address stays.
+	op, _ := decision.New("192.0.2.32", decision.ActionChallenge, "check them", "cli", time.Hour, time.Now())
+	if err := st.PutDecision(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	ev := events.Event{Version: 1, ClientIP: "192.0.2.32", Path: "/", Action: "challenge"}
+	if err := e.Apply(ctx, ev, verdict("192.0.2.32", "block", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, _ := st.GetDecision(ctx, "192.0.2.32"); d.Source != "cli" || d.Action != decision.ActionChallenge {
+		t.Errorf("operator decision replaced by %+v", d)
+	}
+}
