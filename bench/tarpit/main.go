@@ -34,6 +34,7 @@ func main() {
 	hold := flag.Duration("hold", 60*time.Second, "how long to hold the connections")
 	rate := flag.Int("read-rate", 16, "bytes each connection reads per second")
 	ramp := flag.Duration("ramp", 10*time.Second, "time over which connections are opened")
+	perSubnet := flag.Int("per-subnet", 32, "connections per 127.x.y.0/24 source subnet (one per source address), so that the tarpit's per-subnet and per-client limits see many clients as in a real crawl; 0: dial from the default address")
 	flag.Parse()
 	u, err := url.Parse(*target)
 	if err != nil || u.Host == "" {
@@ -56,7 +57,7 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client(ctx, u, i, *rate, &st)
+			client(ctx, u, i, *rate, localAddr(i, *perSubnet), &st)
 		}()
 		time.Sleep(gap)
 	}
@@ -76,14 +77,29 @@ func main() {
 	}
 	fmt.Printf("connections=%d held_to_end=%d closed_early=%d dial_errors=%d write_errors=%d bad_status=%d bytes_read=%d elapsed=%s\n",
 		*conns, st.held.Load(), st.closedEarly.Load(), st.dialErrors.Load(), st.writeErrors.Load(), st.statusErrors.Load(), st.bytes.Load(), time.Since(start).Round(time.Millisecond))
+	// An error is a connection that did not get a 200 and hold to the end.
+	failed := st.closedEarly.Load() + st.dialErrors.Load() + st.writeErrors.Load() + st.statusErrors.Load()
+	fmt.Printf("error_rate=%.3f%% (%d of %d)\n", 100*float64(failed)/float64(max(*conns, 1)), failed, *conns)
 	st.statusCodes.Range(func(k, v any) bool {
 		fmt.Printf("status %s: %d\n", k, v.(*atomic.Int64).Load())
 		return true
 	})
 }
 
-func client(ctx context.Context, u *url.URL, i, rate int, st *stats) {
-	var d net.Dialer
+// localAddr spreads connections over loopback source addresses: connection
+// i gets 127.a.b.c with perSubnet connections (c = 1..perSubnet) in each /24.
+// Linux routes all of 127.0.0.0/8 to the loopback interface.
+func localAddr(i, perSubnet int) net.Addr {
+	if perSubnet <= 0 {
+		return nil
+	}
+	perSubnet = min(perSubnet, 254)
+	s := i / perSubnet
+	return &net.TCPAddr{IP: net.IPv4(127, byte(1+s/256), byte(s%256), byte(1+i%perSubnet))}
+}
+
+func client(ctx context.Context, u *url.URL, i, rate int, local net.Addr, st *stats) {
+	d := net.Dialer{LocalAddr: local}
 	conn, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
 		st.dialErrors.Add(1)
@@ -110,6 +126,7 @@ func client(ctx context.Context, u *url.URL, i, rate int, st *stats) {
 	c.(*atomic.Int64).Add(1)
 	if code != "200" {
 		st.statusErrors.Add(1)
+		return
 	}
 	st.open.Add(1)
 	defer st.open.Add(-1)
