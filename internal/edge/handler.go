@@ -308,6 +308,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, start time.Time
 func (h *Handler) emit(r *http.Request, req *policy.Request, v *Verdict, now time.Time, status int) {
 	ev := newEvent(r.Header, req, v, now, "edge")
 	ev.Status = status
+	ev.HeaderOrder = headerOrder(r.Context())
 	switch {
 	case v.Stage == StageTrap:
 		ev.Kind = events.KindTrap

@@ -343,8 +343,14 @@ func (r *Role) Run(ctx context.Context, ready func(...role.Endpoint)) error {
 		pub.Close()
 		return fmt.Errorf("edge.admin_listen: %w", err)
 	}
+	public := r.server(pub, r.handler)
+	if r.handler.emitAll {
+		// Record each request's header order for the escalation engine.
+		public.Listener = headerOrderListener{pub}
+		public.Server.ConnContext = withHeaderOrder
+	}
 	servers := []*role.Server{
-		r.server(pub, r.handler),
+		public,
 		r.server(admin, r.adminHandler()),
 	}
 	endpoints := []role.Endpoint{
