@@ -213,6 +213,27 @@ func TestWebhookVerdictEnforcedWithinASecond(t *testing.T) {
 	} else {
 		t.Logf("enforced %v after the event", took)
 	}
+	// POST /escalate on the escalation role scores synchronously.
+	one, _ := json.Marshal(map[string]any{"v": 1, "event": map[string]any{"v": 1, "time": time.Now().UTC(), "client_ip": "192.0.2.201",
+		"method": "GET", "path": "/", "user_agent": "python-requests/2.32"}})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.escalation+"/escalate", bytes.NewReader(one))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Scrapedefense-Sender", "nginx")
+	req.Header.Set("X-Scrapedefense-Signature", sign(secret, time.Now(), one))
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verdict struct {
+		Action  string `json:"action"`
+		Reasons []struct{ Signal string }
+	}
+	err = json.NewDecoder(resp.Body).Decode(&verdict)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || verdict.Action != "block" || len(verdict.Reasons) == 0 {
+		t.Errorf("/escalate: %d %+v %v", resp.StatusCode, verdict, err)
+	}
+
 	// A bad signature is refused with a machine-readable code.
 	if code := postWebhook(t, "http://"+s.ai+"/webhook", "nginx", []byte("wrong-secret-wrong-secret-wrong!"), libraryEvents(v.ip, 1)); code != http.StatusUnauthorized {
 		t.Errorf("badly signed webhook: %d, want 401", code)

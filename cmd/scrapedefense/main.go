@@ -28,8 +28,8 @@ Usage:
   scrapedefense decisions delete VALUE
   scrapedefense model train --out FILE [--data-dir DIR]
   scrapedefense tarpit train --from-upstream URL --out FILE
-  scrapedefense ops probe [--config FILE]
-  scrapedefense ops budget --prometheus URL [--slo NAME]
+  scrapedefense ops probe [--config FILE] [--json] [--timeout 5s]
+  scrapedefense ops budget --prometheus URL [--slo NAME] [--json] [--timeout 10s]
   scrapedefense version
 
 Run "scrapedefense COMMAND -h" for the flags of a command.

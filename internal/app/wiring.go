@@ -138,7 +138,7 @@ func (w *wiring) aiService() (*aiservice.Service, error) {
 			return
 		}
 		var scorer aiservice.Scorer
-		if w.selected[RoleEscalation] {
+		if w.selected[RoleEscalation] || w.selected[RoleAI] {
 			eng, err := w.engineOrErr()
 			if err != nil {
 				w.aiErr = err
@@ -260,10 +260,19 @@ func (w *wiring) escalationRole() (role.Role, error) {
 		}
 		return telemetry.Component{Status: st, Data: map[string]any{"length": n, "capacity": w.d.Config.AI.QueueCapacity}}
 	})
+	// POST /escalate, the synchronous scoring API, is served here too: it is
+	// the escalation engine's own API, and its latency is the escalation
+	// SLO's (http_request_duration_seconds{service="escalation"}).
+	ai, err := w.aiService()
+	if err != nil {
+		return nil, err
+	}
+	api := http.NewServeMux()
+	api.Handle("/escalate", tel.Instrument(aiservice.RouteEscalate, ai.Handler()))
 	return &role.Service{
 		RoleName: RoleEscalation,
 		Addr:     cfg.Listen,
-		Handler:  opsMux(tel, health, nil),
+		Handler:  opsMux(tel, health, api),
 		Loops:    append(loops, workers.Run),
 		Drain:    w.d.Config.Edge.Timeouts.Shutdown,
 		Logger:   logger,
