@@ -50,6 +50,9 @@ type wiring struct {
 	escTel   *telemetry.Telemetry
 	engErr   error
 
+	localOnce sync.Once
+	local     *events.Queue
+
 	tarpitOnce sync.Once
 	tarpit     *tarpit.Role
 	tarpitErr  error
@@ -181,17 +184,37 @@ func loadSenders(specs []string) (map[string][]byte, error) {
 	return out, nil
 }
 
-// edgeSink is where the edge's events go: the AI service's intake when the
-// pipeline runs in this process.
+// localEvents carries the edge's events straight to the escalation workers
+// in this process. The edge's events are best effort by design (it drops
+// rather than waits), so they skip the durable queue and its disk writes;
+// events accepted over the webhook are durable.
+const localEventsSize = 65536
+
+// edgeSink is where the edge's events go: the escalation workers when they
+// run in this process, else the AI service's durable intake.
 func (w *wiring) edgeSink() (func(context.Context, []events.Event) error, error) {
-	if !w.selected[RoleAI] && !w.selected[RoleEscalation] {
-		return nil, nil
+	switch {
+	case w.selected[RoleEscalation]:
+		local := w.localQueue()
+		return func(_ context.Context, evs []events.Event) error {
+			for i := range evs {
+				local.TryPush(evs[i]) // a drop is counted by the queue
+			}
+			return nil
+		}, nil
+	case w.selected[RoleAI]:
+		ai, err := w.aiService()
+		if err != nil {
+			return nil, err
+		}
+		return ai.Ingest, nil
 	}
-	ai, err := w.aiService()
-	if err != nil {
-		return nil, err
-	}
-	return ai.Ingest, nil
+	return nil, nil
+}
+
+func (w *wiring) localQueue() *events.Queue {
+	w.localOnce.Do(func() { w.local = events.NewQueue(localEventsSize) })
+	return w.local
 }
 
 // opsMux serves a role's /health and /metrics beside its own handler.
@@ -243,7 +266,7 @@ func (w *wiring) escalationRole() (role.Role, error) {
 	enforcer.MazeOwnsBlocks = w.selected[tarpit.Name]
 	w.enforcer.Store(enforcer)
 	workers := pipeline.NewWorkers(pipeline.WorkerOptions{
-		Store: w.d.Store, Scorer: eng, Enforcer: enforcer,
+		Store: w.d.Store, Scorer: eng, Enforcer: enforcer, Local: w.localQueue(),
 		Workers: cfg.Workers, Batch: cfg.Batch,
 		Telemetry: tel, Logger: logger,
 	})

@@ -5,19 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scrapedefense/scrapedefense/internal/events"
 	"github.com/scrapedefense/scrapedefense/internal/store"
 	"github.com/scrapedefense/scrapedefense/internal/telemetry"
 )
 
-// WorkerOptions configure the queue consumers.
+// WorkerOptions configure the consumers.
 type WorkerOptions struct {
-	Store     store.Store
-	Scorer    Scorer
-	Enforcer  *Enforcer
+	Store    store.Store
+	Scorer   Scorer
+	Enforcer *Enforcer
+	// Local, when set, carries events from senders in this process (the
+	// edge): they are best effort by design (the edge drops rather than
+	// waits), so they skip the durable queue and its disk writes.
+	Local     *events.Queue
 	Workers   int
 	Batch     int
 	Lease     time.Duration // how long a batch may take before it is redelivered
@@ -25,22 +31,32 @@ type WorkerOptions struct {
 	Logger    *slog.Logger
 }
 
-// Workers consume the escalation queue: decode, score, enforce, ack.
-// Delivery is at least once: a batch that is not acked (crash, SIGKILL)
-// is scored again, which is harmless because enforcing a verdict twice
-// leaves the same decision.
+// maxParallelEnforce bounds the verdicts of one batch carried out at once:
+// their store writes then share disk syncs (the store's group commit).
+const maxParallelEnforce = 16
+
+// Workers consume the durable escalation queue (events accepted by the
+// webhook) and the local queue (the edge's events): decode, score, enforce,
+// ack. Durable delivery is at least once: a batch that is not acked (crash,
+// SIGKILL) is scored again, which is harmless because enforcing a verdict
+// twice leaves the same decision.
 type Workers struct {
-	o        WorkerOptions
-	length   prometheus.Gauge
-	dequeued prometheus.Counter
-	bad      prometheus.Counter
-	latency  prometheus.Histogram
+	o           WorkerOptions
+	length      prometheus.Gauge
+	localLength prometheus.Gauge // nil without a local queue
+	dequeued    prometheus.Counter
+	local       prometheus.Counter
+	bad         prometheus.Counter
+	latency     prometheus.Histogram
 }
 
 // NewWorkers registers the workers' metrics.
 func NewWorkers(o WorkerOptions) *Workers {
 	if o.Workers < 1 {
 		o.Workers = 1
+	}
+	if o.Batch < 1 {
+		o.Batch = 64
 	}
 	if o.Lease <= 0 {
 		o.Lease = time.Minute
@@ -53,6 +69,9 @@ func NewWorkers(o WorkerOptions) *Workers {
 			Name: "queue_dequeued_total", Help: "Events taken from the durable escalation queue and scored.",
 			ConstLabels: prometheus.Labels{"queue": Queue},
 		}),
+		local: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "escalation_local_events_total", Help: "Events from senders in this process (the edge) scored without the durable queue.",
+		}),
 		bad: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "queue_bad_messages_total", Help: "Queued messages that could not be decoded; they are dropped.",
 			ConstLabels: prometheus.Labels{"queue": Queue},
@@ -63,31 +82,46 @@ func NewWorkers(o WorkerOptions) *Workers {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 1.5, 2, 5, 10, 30},
 		}),
 	}
-	reg.MustRegister(w.dequeued, w.bad, w.latency)
+	reg.MustRegister(w.dequeued, w.local, w.bad, w.latency)
+	if o.Local != nil {
+		w.localLength = o.Telemetry.QueueLength("local")
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "escalation_local_events_dropped_total",
+			Help: "Events from senders in this process dropped because the workers were behind (the local queue was full).",
+		}, func() float64 { return float64(o.Local.Dropped()) }))
+	}
 	return w
 }
 
 // Run runs the workers until ctx ends, and samples the queue length.
 func (w *Workers) Run(ctx context.Context) {
-	done := make(chan struct{})
+	var wg sync.WaitGroup
 	for range w.o.Workers {
-		go func() { defer func() { done <- struct{}{} }(); w.work(ctx) }()
+		wg.Go(func() { w.work(ctx) })
+		if w.o.Local != nil {
+			wg.Go(func() { w.workLocal(ctx) })
+		}
 	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for running := w.o.Workers; running > 0; {
+	for ctx.Err() == nil {
 		select {
-		case <-done:
-			running--
+		case <-ctx.Done():
 		case <-t.C:
 			if n, err := w.o.Store.QueueLen(ctx, Queue); err == nil {
 				w.length.Set(float64(n))
 			}
+			if w.localLength != nil {
+				w.localLength.Set(float64(w.o.Local.Len()))
+			}
 		}
 	}
+	wg.Wait()
 }
 
 func (w *Workers) work(ctx context.Context) {
+	evs := make([]events.Event, 0, w.o.Batch)
+	arrived := make([]time.Time, 0, w.o.Batch)
 	for ctx.Err() == nil {
 		msgs, err := w.o.Store.Dequeue(ctx, Queue, w.o.Batch, w.o.Lease)
 		if err != nil {
@@ -99,14 +133,23 @@ func (w *Workers) work(ctx context.Context) {
 			sleep(ctx, time.Second)
 			continue
 		}
+		evs, arrived = evs[:0], arrived[:0]
 		ids := make([]string, 0, len(msgs))
 		for _, m := range msgs {
-			if w.handle(ctx, m) {
-				ids = append(ids, m.ID)
+			var env envelope
+			if err := json.Unmarshal(m.Payload, &env); err != nil {
+				w.bad.Inc()
+				w.o.Logger.Warn("dropping undecodable queued event", "id", m.ID, "err", err)
+			} else {
+				evs = append(evs, env.Event)
+				arrived = append(arrived, env.Received)
 			}
+			ids = append(ids, m.ID)
 		}
-		// Ack even when ctx ended mid-batch for the messages handled; the
-		// rest are redelivered after the lease or a restart.
+		w.dequeued.Add(float64(len(evs)))
+		if !w.handle(ctx, evs, arrived) {
+			return // not acked: redelivered after the lease or a restart
+		}
 		if err := w.o.Store.Ack(context.WithoutCancel(ctx), Queue, ids...); err != nil {
 			w.o.Telemetry.Error("queue")
 			w.o.Logger.Error("ack failed; events will be scored again", "err", err)
@@ -114,30 +157,52 @@ func (w *Workers) work(ctx context.Context) {
 	}
 }
 
-// handle scores and enforces one message and reports whether it is done
-// with (a message that cannot be decoded is done: retrying cannot help).
-func (w *Workers) handle(ctx context.Context, m store.Message) bool {
-	var env envelope
-	if err := json.Unmarshal(m.Payload, &env); err != nil {
-		w.bad.Inc()
-		w.o.Logger.Warn("dropping undecodable queued event", "id", m.ID, "err", err)
-		return true
+func (w *Workers) workLocal(ctx context.Context) {
+	buf := make([]events.Event, w.o.Batch)
+	arrived := make([]time.Time, w.o.Batch)
+	for {
+		n, err := w.o.Local.PopBatch(ctx, buf)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		for i := range n {
+			arrived[i] = now
+		}
+		w.local.Add(float64(n))
+		w.handle(ctx, buf[:n], arrived[:n])
+		clear(buf[:n])
 	}
-	if ctx.Err() != nil {
-		return false
+}
+
+// handle scores a batch in order (behaviour windows depend on it) and
+// carries out the verdicts concurrently, so that their store writes share
+// disk syncs. It reports false when ctx ended before the batch was done.
+func (w *Workers) handle(ctx context.Context, evs []events.Event, arrived []time.Time) bool {
+	verdicts := make([]events.Verdict, len(evs))
+	for i := range evs {
+		if ctx.Err() != nil {
+			return false
+		}
+		verdicts[i] = w.o.Scorer.Score(ctx, evs[i])
 	}
-	w.dequeued.Inc()
-	ev := env.Event
-	v := w.o.Scorer.Score(ctx, ev)
-	if err := w.o.Enforcer.Apply(ctx, ev, v); err != nil {
-		w.o.Telemetry.Error("enforce")
-		w.o.Logger.Error("enforcing a verdict failed", "client_ip", v.ClientIP, "action", v.Action, "err", err)
-		return ctx.Err() == nil
+	sem := make(chan struct{}, maxParallelEnforce)
+	var wg sync.WaitGroup
+	for i := range evs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := w.o.Enforcer.Apply(ctx, evs[i], verdicts[i]); err != nil && ctx.Err() == nil {
+				w.o.Telemetry.Error("enforce")
+				w.o.Logger.Error("enforcing a verdict failed", "client_ip", verdicts[i].ClientIP, "action", verdicts[i].Action, "err", err)
+			}
+			if !arrived[i].IsZero() {
+				w.latency.Observe(time.Since(arrived[i]).Seconds())
+			}
+		})
 	}
-	if !env.Received.IsZero() {
-		w.latency.Observe(time.Since(env.Received).Seconds())
-	}
-	return true
+	wg.Wait()
+	return ctx.Err() == nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
