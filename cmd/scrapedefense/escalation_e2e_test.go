@@ -99,6 +99,10 @@ func TestStealthScraperIsBlocked(t *testing.T) {
 	v := visitor{t: t, base: "http://" + s.public, ip: "203.0.113.77"}
 	if n := v.crawlUntilBlocked(30); n > 0 {
 		t.Logf("blocked at request %d", n)
+		// explain shows why, from the escalation history.
+		if out := s.cli("explain", "--ip", v.ip); !strings.Contains(out, "Escalation history (newest first") || !strings.Contains(out, "behaviour/") {
+			t.Errorf("explain --ip %s:\n%s", v.ip, out)
+		}
 		return
 	}
 	t.Fatalf("not blocked after 30 requests; decisions:\n%s", s.cli("decisions", "list"))

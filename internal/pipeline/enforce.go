@@ -57,8 +57,10 @@ func NewEnforcer(st store.Store, alert func(events.Verdict), logger *slog.Logger
 }
 
 // Apply records the verdict and, unless it is allow or the client is
-// protected, stores a decision. Only notable events and non-allow verdicts
-// go to the history, so that it keeps what an operator wants to see.
+// protected, stores a decision. The history keeps what changed something
+// (verdicts that wrote a decision) and the signal events (trap hits,
+// challenge outcomes), not every scored request: a history write is a
+// synced store commit, and events arrive at the edge's request rate.
 func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict) error {
 	act, err := decision.ParseAction(v.Action)
 	if err != nil {
@@ -67,7 +69,7 @@ func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict)
 	if e.MazeOwnsBlocks && act > decision.ActionTarpit && (ev.Kind == events.KindTrap || ev.Kind == events.KindTarpit) {
 		act, v.Action = decision.ActionTarpit, decision.ActionTarpit.String()
 	}
-	if ev.Notable() || act != decision.ActionAllow {
+	if ev.Kind != "" && ev.Kind != events.KindRequest {
 		e.appendHistory(ctx, ev, v)
 	}
 	if act == decision.ActionAllow {
@@ -114,6 +116,9 @@ func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict)
 		return fmt.Errorf("store decision: %w", err)
 	}
 	e.result.WithLabelValues(v.Action, "written").Inc()
+	if ev.Kind == "" || ev.Kind == events.KindRequest {
+		e.appendHistory(ctx, ev, v)
+	}
 	if err := e.store.AppendAudit(ctx, store.AuditEntry{Time: now, Actor: Source, Action: "decision.put",
 		Target: d.Key(), Detail: truncate(fmt.Sprintf("%s for %s, score %.2f: %s", v.Action, v.TTL, v.Score, d.Reason), store.MaxAuditDetailLen)}); err != nil {
 		e.logger.Warn("audit append failed", "err", err)
