@@ -49,7 +49,7 @@ func NewEnforcer(st store.Store, alert func(events.Verdict), logger *slog.Logger
 	e := &Enforcer{store: st, alert: alert, logger: logger, now: time.Now,
 		result: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "verdict_actions_total",
-			Help: "Verdicts carried out, by action and result: written (a decision was stored), unchanged (an equal or stronger decision was in force), protected (an allow decision or protected client), operator (an operator's decision on the address stays), edge_enforced (the edge already stopped the request as hard), error.",
+			Help: "Verdicts carried out, by action and result: written (a decision was stored), unchanged (an equal or stronger decision was in force), protected (an allow decision or protected client), operator (an operator's decision on the address stays), edge_enforced (the edge already stopped the request as hard), policy_allowed (the policy allows the client by name and only its own request's heuristics spoke against it), error.",
 		}, []string{"action", "result"}),
 	}
 	reg.MustRegister(e.result)
@@ -84,6 +84,14 @@ func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict)
 	// add nothing but collateral for people behind the same address.
 	if edgeAct, err := decision.ParseAction(ev.Action); err == nil && edgeAct >= act && ev.Kind != events.KindTrap && ev.Kind != events.KindTarpit {
 		e.result.WithLabelValues(v.Action, "edge_enforced").Inc()
+		return nil
+	}
+	// The policy allowed this client by name (a link preview, say): its
+	// user agent alone is the operator's call, not evidence. Behaviour
+	// (a verdict that needed more than the request's own heuristics) still
+	// counts, so a scraper wearing that name is still caught.
+	if ev.Stage == "policy" && ev.Action == decision.ActionAllow.String() && v.Stopped == "heuristics" {
+		e.result.WithLabelValues(v.Action, "policy_allowed").Inc()
 		return nil
 	}
 	now := e.now()

@@ -196,3 +196,28 @@ func TestEnforcerLeavesEdgeVerdictsAndOperatorDecisions(t *testing.T) {
 		t.Errorf("operator decision replaced by %+v", d)
 	}
 }
+
+func TestEnforcerRespectsPolicyAllowByName(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	e := NewEnforcer(st, nil, quiet, prometheus.NewRegistry())
+	// LinkedIn's preview fetcher names Apache-HttpClient: the heuristics say
+	// library, the policy's link-previews rule says allow.
+	preview := events.Event{Version: 1, ClientIP: "192.0.2.40", Path: "/", Action: "allow", Stage: "policy", Rule: "link-previews"}
+	v := verdict("192.0.2.40", "block", time.Hour)
+	v.Stopped = "heuristics"
+	if err := e.Apply(ctx, preview, v); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok, _ := st.GetDecision(ctx, "192.0.2.40"); ok {
+		t.Errorf("a policy-allowed preview got %+v", d)
+	}
+	// Behaviour still counts.
+	v.Stopped = ""
+	if err := e.Apply(ctx, preview, v); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := st.GetDecision(ctx, "192.0.2.40"); !ok {
+		t.Error("a behavioural verdict on a policy-allowed client wrote no decision")
+	}
+}
