@@ -312,7 +312,7 @@ var browserArgs = []string{
 func TestDecisionsSurviveRestartAndExpire(t *testing.T) {
 	dataDir := t.TempDir()
 	env := []string{"SCRAPEDEFENSE_EDGE_TRUSTED_PROXIES=127.0.0.1"}
-	s := startServer(t, dataDir, env)
+	s := startServer(t, dataDir, env, "--roles", "edge")
 	from := func(ip string) reqOpt { return hdr("X-Forwarded-For", ip) }
 	base := "http://" + s.public
 
@@ -340,7 +340,7 @@ func TestDecisionsSurviveRestartAndExpire(t *testing.T) {
 	if out := s.cli("decisions", "list"); !strings.Contains(out, "198.51.100.0/24") {
 		t.Fatalf("decisions list without a server:\n%s", out)
 	}
-	s2 := startServer(t, dataDir, env)
+	s2 := startServer(t, dataDir, env, "--roles", "edge")
 	base = "http://" + s2.public
 	if code, _, _ := get(t, base+"/", browser(), from("198.51.100.200")); code != http.StatusForbidden {
 		t.Fatalf("decision lost across restart: %d", code)
@@ -377,7 +377,9 @@ func TestPolicyHotReload(t *testing.T) {
 		}
 	}
 	writePolicy("version: 1\nrules:\n  - name: block-secret\n    match: {path_prefix: [/secret]}\n    action: block\n")
-	s := startServer(t, dir, []string{"SCRAPEDEFENSE_EDGE_POLICY_FILE=" + policyFile})
+	// The edge alone: its Go test client is, to the escalation engine, a
+	// library posing as Chrome, and would soon be blocked for it.
+	s := startServer(t, dir, []string{"SCRAPEDEFENSE_EDGE_POLICY_FILE=" + policyFile}, "--roles", "edge")
 	base := "http://" + s.public
 	if code, _, _ := get(t, base+"/secret", browser()); code != http.StatusForbidden {
 		t.Fatalf("policy rule not applied: %d", code)
@@ -426,7 +428,7 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 		_, _ = io.WriteString(w, "origin "+r.URL.Path)
 	}))
 	t.Cleanup(origin.Close)
-	s := startServer(t, t.TempDir(), nil, "--upstream", origin.URL)
+	s := startServer(t, t.TempDir(), nil, "--roles", "edge", "--upstream", origin.URL)
 
 	result := make(chan string, 1)
 	go func() {

@@ -38,7 +38,7 @@ func TestNginxForwardAuthSnippet(t *testing.T) {
 	s := startServer(t, t.TempDir(), []string{
 		"SCRAPEDEFENSE_EDGE_RATE_LIMIT_PER_IP_REQUESTS=20",
 		"SCRAPEDEFENSE_EDGE_RATE_LIMIT_PER_IP_BURST=5",
-	}, "--upstream", origin.URL)
+	}, "--roles", "edge", "--upstream", origin.URL) // the forward-auth contract of the edge alone
 
 	snippet, err := os.ReadFile("../../deploy/forward-auth/nginx.conf")
 	if err != nil {
