@@ -84,14 +84,12 @@ type Role struct {
 	reloadMu       sync.Mutex
 }
 
-// Available is the set of actions this build can enforce: tarpit arrives
-// with its own role.
+// Available is the set of actions a policy may use: all of them. Tarpit
+// sends the request into the maze when the tarpit runs in this process and
+// is enforced as a block otherwise, so that nothing marked as a bot reaches
+// the site.
 func Available(a decision.Action) bool {
-	switch a {
-	case decision.ActionAllow, decision.ActionBlock, decision.ActionThrottle, decision.ActionChallenge:
-		return true
-	}
-	return false
+	return a >= decision.ActionAllow && a <= decision.ActionBlock
 }
 
 // LoadPolicy loads the policy file, or the built-in default when path is
