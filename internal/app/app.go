@@ -152,7 +152,9 @@ func PrintEndpoints(w io.Writer, eps []role.Endpoint, dataDir string, demo bool)
 			note = "  (built-in demo site, the upstream)"
 		case "ai-service/api":
 			note = "  (POST /webhook, POST /escalate, /health, /metrics)"
-		case "escalation/api", "tarpit/admin":
+		case "escalation/api":
+			note = "  (POST /escalate, /health, /metrics)"
+		case "tarpit/admin":
 			note = "  (/health, /metrics)"
 		case "tarpit/public":
 			note = "  (the maze, when the tarpit runs apart from the edge)"
