@@ -110,7 +110,7 @@ func TestPeopleSharingSubnetStayAllowed(t *testing.T) {
 }
 
 func TestDeclaredLibraryBlockedAtOnce(t *testing.T) {
-	for _, ua := range []string{"python-requests/2.32.3", "curl/8.5.0", "Go-http-client/1.1", "Scrapy/2.11 (+https://scrapy.org)", ""} {
+	for _, ua := range []string{"python-requests/2.32.3", "curl/8.5.0", "Go-http-client/1.1", "Scrapy/2.11 (+https://scrapy.org)", "node", ""} {
 		t.Run(ua, func(t *testing.T) {
 			clock := newFakeClock()
 			e, reg := newTestEngine(t, clock, nil)

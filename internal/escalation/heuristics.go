@@ -16,6 +16,10 @@ var libraryAgents = []string{
 	"playwright", "ruby", "php/", "httpie", "libcurl", "winhttp",
 }
 
+// runtimeAgents are whole user agents of JavaScript runtimes' built-in
+// fetch (Node says just "node"); as substrings they would match products.
+var runtimeAgents = []string{"node", "bun", "deno"}
+
 // libraryOrders are the leading header names (lower case) that HTTP
 // libraries send by default. Browsers differ: Chromium sends sec-ch-ua*
 // before user-agent, Firefox follows accept with accept-language.
@@ -53,7 +57,7 @@ func heuristics(ev *events.Event, class requestClass, fv *featureVec) (certain b
 	}
 
 	ua := ev.UserAgent
-	if ua == "" || containsAnyFold(ua, libraryAgents) {
+	if ua == "" || containsAnyFold(ua, libraryAgents) || equalsAnyFold(ua, runtimeAgents) {
 		fv[fDeclaredLibrary] = 1
 		return true
 	}
@@ -162,4 +166,13 @@ func lower(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+func equalsAnyFold(s string, list []string) bool {
+	for _, x := range list {
+		if strings.EqualFold(s, x) {
+			return true
+		}
+	}
+	return false
 }

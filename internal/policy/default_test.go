@@ -73,6 +73,7 @@ func TestDefaultPolicy(t *testing.T) {
 		{"python with chrome ua", browser(chromeUA, requestsWithChromeUA), decision.ActionChallenge, "threshold:20", 20},
 		{"curl with chrome ua", browser(chromeUA, http.Header{"Accept": {"*/*"}}), decision.ActionBlock, "threshold:30", 30},
 		{"curl", curlRequest("/articles/2024/hello"), decision.ActionBlock, "threshold:30", 30},
+		{"node fetch", browser("node", http.Header{"Accept": {"*/*"}, "Accept-Language": {"*"}, "Sec-Fetch-Mode": {"cors"}}), decision.ActionBlock, "threshold:30", 30},
 		{"facebook link preview", browser("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", http.Header{"Accept": {"*/*"}}), decision.ActionAllow, "link-previews", 0},
 		{"linkedin link preview", browser("LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)", http.Header{}), decision.ActionAllow, "link-previews", 0},
 		{"curl on robots.txt", curlRequest("/robots.txt"), decision.ActionNone, "", 30},
