@@ -90,7 +90,7 @@ func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict)
 	// user agent alone is the operator's call, not evidence. Behaviour
 	// (a verdict that needed more than the request's own heuristics) still
 	// counts, so a scraper wearing that name is still caught.
-	if ev.Stage == "policy" && ev.Action == decision.ActionAllow.String() && v.Stopped == "heuristics" {
+	if ev.Stage == "policy" && ev.Action == decision.ActionAllow.String() && !beyondHeuristics(v) {
 		e.result.WithLabelValues(v.Action, "policy_allowed").Inc()
 		return nil
 	}
@@ -135,6 +135,21 @@ func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict)
 		e.alert(v)
 	}
 	return nil
+}
+
+// beyondHeuristics reports whether anything but the request's own looks
+// (the heuristics stage) pushed the score up: behaviour, navigation, the
+// grey zone.
+func beyondHeuristics(v events.Verdict) bool {
+	if v.Stopped == "heuristics" {
+		return false
+	}
+	for _, r := range v.Reasons {
+		if r.Weight > 0 && r.Stage != "heuristics" {
+			return true
+		}
+	}
+	return false
 }
 
 // covering returns the client's own decision and whether an allow decision

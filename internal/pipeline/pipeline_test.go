@@ -212,8 +212,17 @@ func TestEnforcerRespectsPolicyAllowByName(t *testing.T) {
 	if d, ok, _ := st.GetDecision(ctx, "192.0.2.40"); ok {
 		t.Errorf("a policy-allowed preview got %+v", d)
 	}
-	// Behaviour still counts.
+	// Heuristics alone, not certain (Discordbot's header order), neither.
 	v.Stopped = ""
+	v.Reasons = []events.Reason{{Stage: "heuristics", Signal: "library_header_order", Weight: 3.5}}
+	if err := e.Apply(ctx, preview, v); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok, _ := st.GetDecision(ctx, "192.0.2.40"); ok {
+		t.Errorf("heuristics alone wrote %+v", d)
+	}
+	// Behaviour still counts.
+	v.Reasons = append(v.Reasons, events.Reason{Stage: "behaviour", Signal: "page_rate", Weight: 2})
 	if err := e.Apply(ctx, preview, v); err != nil {
 		t.Fatal(err)
 	}
