@@ -30,8 +30,9 @@ const (
 )
 
 // wiring builds the parts roles share in one process, each once, on first
-// use: the AI service's intake feeds the edge's events to the queue, the
-// escalation engine serves both the workers and POST /escalate.
+// use: the edge's events go straight to the escalation workers, the tarpit
+// serves the edge's maze requests, and one escalation engine serves both
+// the workers and POST /escalate.
 type wiring struct {
 	ctx      context.Context
 	d        Deps
