@@ -18,7 +18,6 @@ import (
 	"github.com/scrapedefense/scrapedefense/internal/events"
 	"github.com/scrapedefense/scrapedefense/internal/pipeline"
 	"github.com/scrapedefense/scrapedefense/internal/role"
-	"github.com/scrapedefense/scrapedefense/internal/store"
 	"github.com/scrapedefense/scrapedefense/internal/tarpit"
 	"github.com/scrapedefense/scrapedefense/internal/telemetry"
 )
@@ -235,7 +234,7 @@ func (w *wiring) aiRole() (role.Role, error) {
 		return nil, err
 	}
 	health := telemetry.NewHealth("ai_service", w.d.Build)
-	registerStoreHealth(health, w.d.Store)
+	health.Register("store", edge.StoreHealth(w.d.Store))
 	return &role.Service{
 		RoleName: RoleAI,
 		Addr:     w.d.Config.AI.Listen,
@@ -272,7 +271,7 @@ func (w *wiring) escalationRole() (role.Role, error) {
 		Telemetry: tel, Logger: logger,
 	})
 	health := telemetry.NewHealth(RoleEscalation, w.d.Build)
-	registerStoreHealth(health, w.d.Store)
+	health.Register("store", edge.StoreHealth(w.d.Store))
 	health.Register("queue", func(ctx context.Context) telemetry.Component {
 		n, err := w.d.Store.QueueLen(ctx, pipeline.Queue)
 		if err != nil {
@@ -301,19 +300,6 @@ func (w *wiring) escalationRole() (role.Role, error) {
 		Drain:    w.d.Config.Edge.Timeouts.Shutdown,
 		Logger:   logger,
 	}, nil
-}
-
-// registerStoreHealth reports the store's status and utilisation.
-func registerStoreHealth(h *telemetry.Health, st store.Store) {
-	h.Register("store", func(ctx context.Context) telemetry.Component {
-		sh := st.Health(ctx)
-		c := telemetry.Component{Status: telemetry.StatusOK, Detail: sh.Detail,
-			Data: map[string]any{"backend": sh.Backend, "keys": sh.Keys, "size_bytes": sh.SizeBytes}}
-		if !sh.OK {
-			c.Status = telemetry.StatusError
-		}
-		return c
-	})
 }
 
 // tarpitRole builds the tarpit once: the edge hands it requests in-process

@@ -284,15 +284,7 @@ func (r *Role) registerMetrics(reg prometheus.Registerer) {
 }
 
 func (r *Role) registerHealth() {
-	r.health.Register("store", func(ctx context.Context) telemetry.Component {
-		h := r.store.Health(ctx)
-		c := telemetry.Component{Status: telemetry.StatusOK, Detail: h.Detail,
-			Data: map[string]any{"backend": h.Backend, "keys": h.Keys, "size_bytes": h.SizeBytes}}
-		if !h.OK {
-			c.Status = telemetry.StatusError
-		}
-		return c
-	})
+	r.health.Register("store", StoreHealth(r.store))
 	r.health.Register("events_queue", func(context.Context) telemetry.Component {
 		n, c := r.queue.Len(), r.queue.Cap()
 		st := telemetry.StatusOK
@@ -307,6 +299,20 @@ func (r *Role) registerHealth() {
 	r.health.Register("upstream", func(ctx context.Context) telemetry.Component {
 		return r.robots.upstreamHealth()
 	})
+}
+
+// StoreHealth is the /health component that reports the store's status
+// and utilisation; every role that uses the store registers it.
+func StoreHealth(st store.Store) func(context.Context) telemetry.Component {
+	return func(ctx context.Context) telemetry.Component {
+		h := st.Health(ctx)
+		c := telemetry.Component{Status: telemetry.StatusOK, Detail: h.Detail,
+			Data: map[string]any{"backend": h.Backend, "keys": h.Keys, "size_bytes": h.SizeBytes}}
+		if !h.OK {
+			c.Status = telemetry.StatusError
+		}
+		return c
+	}
 }
 
 // Name implements role.Role.
