@@ -1,7 +1,6 @@
 package classifier
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,19 +54,14 @@ func (c *HTTP) Classify(ctx context.Context, q Query) (Opinion, error) {
 	if err != nil {
 		return Opinion{}, fmt.Errorf("http classifier: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.o.URL, bytes.NewReader(body))
-	if err != nil {
-		return Opinion{}, errors.New("http classifier: cannot build request")
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	hdr := http.Header{"Accept": {"application/json"}}
 	if c.o.BearerToken != "" {
-		req.Header.Set("Authorization", "Bearer "+c.o.BearerToken)
+		hdr.Set("Authorization", "Bearer "+c.o.BearerToken)
 	}
 	if len(c.o.Secret) > 0 {
-		req.Header.Set(hmacsig.Header, hmacsig.Sign(c.o.Secret, c.o.Now(), body))
+		hdr.Set(hmacsig.Header, hmacsig.Sign(c.o.Secret, c.o.Now(), body))
 	}
-	resp, err := outbound.Do(ctx, c.o.Client, req, c.o.MaxResponseBytes)
+	resp, err := outbound.PostJSON(ctx, c.o.Client, c.o.URL, body, c.o.MaxResponseBytes, hdr)
 	if err != nil {
 		return Opinion{}, fmt.Errorf("http classifier %s: %w", outbound.RedactURL(c.o.URL), err)
 	}

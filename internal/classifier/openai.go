@@ -1,7 +1,6 @@
 package classifier
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,15 +197,11 @@ func (c *OpenAI) Classify(ctx context.Context, q Query) (Opinion, error) {
 	if err != nil {
 		return Opinion{}, fmt.Errorf("openai classifier: %w", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		return Opinion{}, errors.New("openai classifier: cannot build request")
-	}
-	hreq.Header.Set("Content-Type", "application/json")
+	var hdr http.Header
 	if c.o.APIKey != "" {
-		hreq.Header.Set("Authorization", "Bearer "+c.o.APIKey)
+		hdr = http.Header{"Authorization": {"Bearer " + c.o.APIKey}}
 	}
-	resp, err := outbound.Do(ctx, c.o.Client, hreq, c.o.MaxResponseBytes)
+	resp, err := outbound.PostJSON(ctx, c.o.Client, c.url, body, c.o.MaxResponseBytes, hdr)
 	if err != nil {
 		return Opinion{}, fmt.Errorf("openai classifier: %w", err)
 	}

@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,12 +115,7 @@ func (p *PagerDuty) Send(ctx context.Context, b Batch) error {
 	if err != nil {
 		return outbound.Permanent(fmt.Errorf("pagerduty: encode: %w", err))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.o.URL, bytes.NewReader(body))
-	if err != nil {
-		return outbound.Permanent(errors.New("pagerduty: cannot build request"))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if _, err := outbound.Do(ctx, p.o.Client, req, 64<<10); err != nil {
+	if _, err := outbound.PostJSON(ctx, p.o.Client, p.o.URL, body, 64<<10, nil); err != nil {
 		return fmt.Errorf("pagerduty: %w", err)
 	}
 	return nil

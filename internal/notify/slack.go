@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -110,12 +109,7 @@ func (s *Slack) Send(ctx context.Context, b Batch) error {
 	if err != nil {
 		return outbound.Permanent(fmt.Errorf("slack: encode: %w", err))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.o.WebhookURL, bytes.NewReader(body))
-	if err != nil {
-		return outbound.Permanent(errors.New("slack: cannot build request"))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if _, err := outbound.Do(ctx, s.o.Client, req, 64<<10); err != nil {
+	if _, err := outbound.PostJSON(ctx, s.o.Client, s.o.WebhookURL, body, 64<<10, nil); err != nil {
 		return fmt.Errorf("slack %s: %w", outbound.RedactURL(s.o.WebhookURL), err)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,15 +64,11 @@ func (w *Webhook) Send(ctx context.Context, b Batch) error {
 	if err != nil {
 		return outbound.Permanent(fmt.Errorf("webhook: encode: %w", err))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.o.URL, bytes.NewReader(body))
-	if err != nil {
-		return outbound.Permanent(errors.New("webhook: cannot build request"))
-	}
-	req.Header.Set("Content-Type", "application/json")
+	var hdr http.Header
 	if len(w.o.Secret) > 0 {
-		req.Header.Set(hmacsig.Header, hmacsig.Sign(w.o.Secret, w.o.Now(), body))
+		hdr = http.Header{hmacsig.Header: {hmacsig.Sign(w.o.Secret, w.o.Now(), body)}}
 	}
-	if _, err := outbound.Do(ctx, w.o.Client, req, 64<<10); err != nil {
+	if _, err := outbound.PostJSON(ctx, w.o.Client, w.o.URL, body, 64<<10, hdr); err != nil {
 		return fmt.Errorf("webhook %s: %w", outbound.RedactURL(w.o.URL), err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -176,6 +177,22 @@ func Do(ctx context.Context, client *http.Client, req *http.Request, limit int64
 	}
 	defer resp.Body.Close()
 	return ReadBody(resp.Body, limit)
+}
+
+// PostJSON posts an encoded JSON body to rawURL with the extra headers
+// (signatures, credentials) and returns the response body, at most limit
+// bytes. A request that cannot be built is a permanent error: retrying
+// cannot mend it.
+func PostJSON(ctx context.Context, client *http.Client, rawURL string, body []byte, limit int64, header http.Header) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
+	if err != nil {
+		return nil, Permanent(errors.New("cannot build request"))
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return Do(ctx, client, req, limit)
 }
 
 // scrubURLError replaces a *url.Error's URL (which may carry a webhook

@@ -309,3 +309,26 @@ func BenchmarkCheckAddr(b *testing.B) {
 		}
 	}
 }
+
+func TestPostJSON(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("X-Sig") != "s1" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	t.Cleanup(srv.Close)
+	client := NewClient(Options{Policy: Policy{AllowPrivate: true}})
+	ctx := context.Background()
+	got, err := PostJSON(ctx, client, srv.URL, []byte(`{}`), 1024, http.Header{"X-Sig": {"s1"}})
+	if err != nil || string(got) != `{"ok":true}` {
+		t.Fatalf("PostJSON = %q, %v", got, err)
+	}
+	if _, err := PostJSON(ctx, client, srv.URL, []byte(`{}`), 1024, nil); err == nil {
+		t.Error("a 400 answer is not an error")
+	}
+	if _, err := PostJSON(ctx, client, "http://[::1", nil, 1024, nil); err == nil || Retryable(err) {
+		t.Errorf("an unbuildable request = %v, want a permanent error", err)
+	}
+}
