@@ -18,19 +18,20 @@ import (
 
 // Limits on one event. Events come from outside and are held in queues and
 // windows, so every field is bounded.
+// The field limits are the schema's, in package events.
 const (
-	MaxHeaders        = 64
-	MaxHeaderNameLen  = 64
-	MaxHeaderValueLen = 1 << 10
-	MaxHeaderOrder    = 64
-	MaxIDLen          = 128
-	MaxMethodLen      = 32
-	MaxHostLen        = 255
-	MaxPathLen        = 8 << 10
-	MaxUserAgentLen   = 1 << 10
-	MaxFingerprintLen = 256
-	MaxLabelLen       = 128 // action, stage, rule, crawler, each of rules, source
-	MaxRules          = 32
+	MaxHeaders        = events.MaxHeaders
+	MaxHeaderNameLen  = events.MaxHeaderNameLen
+	MaxHeaderValueLen = events.MaxHeaderValueLen
+	MaxHeaderOrder    = events.MaxHeaderOrder
+	MaxIDLen          = events.MaxIDLen
+	MaxMethodLen      = events.MaxMethodLen
+	MaxHostLen        = events.MaxHostLen
+	MaxPathLen        = events.MaxPathLen
+	MaxUserAgentLen   = events.MaxUserAgentLen
+	MaxFingerprintLen = events.MaxFingerprintLen
+	MaxLabelLen       = events.MaxLabelLen
+	MaxRules          = events.MaxRules
 	MaxWeight         = 1_000_000
 	// MaxFutureSkew is how far an event's time may lie ahead of ours:
 	// senders' clocks drift, but a time in the far future would sit in

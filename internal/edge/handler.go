@@ -31,6 +31,15 @@ const (
 	errClientGone   = "client_gone"
 )
 
+// Event fields are clipped tighter than the schema allows: the edge's
+// queues hold tens of thousands of events, and a client controls these
+// fields. Behaviour needs no more (paths are reduced to templates).
+const (
+	maxEventPath   = 1 << 10
+	maxEventUA     = 512
+	maxEventHeader = 256
+)
+
 // eventHeaders are the request headers copied into events: enough for the
 // escalation engine's consistency checks, never cookies or credentials.
 var eventHeaders = []string{
@@ -249,9 +258,9 @@ func (h *Handler) challengeEvent(e challenge.Event) {
 		Version:   events.SchemaVersion,
 		Time:      e.Time.UTC(),
 		ClientIP:  e.ClientIP,
-		Method:    e.Method,
-		Path:      e.Path,
-		UserAgent: truncate(e.UserAgent, 512),
+		Method:    events.Clip(e.Method, events.MaxMethodLen),
+		Path:      events.Clip(e.Path, maxEventPath),
+		UserAgent: events.Clip(e.UserAgent, maxEventUA),
 		Kind:      challengeKind(e.Kind),
 		Action:    decision.ActionChallenge.String(),
 		Stage:     "challenge-" + e.Kind,
@@ -324,10 +333,10 @@ func newEvent(hdr http.Header, req *policy.Request, v *Verdict, now time.Time, s
 		Kind:      events.KindRequest,
 		Time:      now.UTC(),
 		ClientIP:  req.Addr.String(),
-		Method:    req.Method,
-		Host:      req.Host,
-		Path:      req.Path,
-		UserAgent: truncate(req.UserAgent, 512),
+		Method:    events.Clip(req.Method, events.MaxMethodLen),
+		Host:      events.Clip(req.Host, events.MaxHostLen),
+		Path:      events.Clip(req.Path, maxEventPath),
+		UserAgent: events.Clip(req.UserAgent, maxEventUA),
 		Action:    v.Action.String(),
 		Stage:     v.Stage.String(),
 		Rule:      v.Rule,
@@ -341,20 +350,13 @@ func newEvent(hdr http.Header, req *policy.Request, v *Verdict, now time.Time, s
 	}
 	for _, k := range eventHeaders {
 		if val := hdr.Get(k); val != "" {
-			ev.Headers[k] = truncate(val, 256)
+			ev.Headers[k] = events.Clip(val, maxEventHeader)
 		}
 	}
 	for i := 0; i < v.Policy.NMatched && i < len(v.Policy.Matched); i++ {
 		ev.Rules = append(ev.Rules, v.Policy.Matched[i].Rule)
 	}
 	return ev
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // statusWriter records the status code the proxy wrote. It forwards

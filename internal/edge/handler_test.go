@@ -505,3 +505,28 @@ func TestHandlerDemoSite(t *testing.T) {
 		t.Errorf("http_requests_total{route=proxy,code=200} = %v", got)
 	}
 }
+
+// TestHandlerEventFieldsClipped: a client controls path, user agent and
+// headers; the events the edge queues hold bounded copies of them.
+func TestHandlerEventFieldsClipped(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Edge.Upstream = "http://127.0.0.1:1"
+	r, err := newRole(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/"+strings.Repeat("p", 4000), nil)
+	req.RemoteAddr = "192.0.2.1:40000"
+	req.Header = withHeader(browserHeader(), "User-Agent", gptbotUA+strings.Repeat("u", 4000))
+	req.Header.Set("Referer", strings.Repeat("r", 4000))
+	r.handler.ServeHTTP(httptest.NewRecorder(), req)
+	ev, err := r.queue.Pop(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Path) > maxEventPath || len(ev.UserAgent) > maxEventUA || len(ev.Headers["Referer"]) > maxEventHeader {
+		t.Errorf("event fields of %d, %d and %d bytes exceed %d, %d and %d",
+			len(ev.Path), len(ev.UserAgent), len(ev.Headers["Referer"]), maxEventPath, maxEventUA, maxEventHeader)
+	}
+}

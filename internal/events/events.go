@@ -5,6 +5,7 @@ package events
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -77,6 +78,33 @@ func (k Kind) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// Limits on the fields of one event. Events are held in queues and
+// behaviour windows, so every field is bounded; the webhook rejects an
+// event over a limit and in-process senders clip to them (Clip).
+const (
+	MaxHeaders        = 64
+	MaxHeaderNameLen  = 64
+	MaxHeaderValueLen = 1 << 10
+	MaxHeaderOrder    = 64
+	MaxIDLen          = 128
+	MaxMethodLen      = 32
+	MaxHostLen        = 255
+	MaxPathLen        = 8 << 10
+	MaxUserAgentLen   = 1 << 10
+	MaxFingerprintLen = 256
+	MaxLabelLen       = 128 // action, stage, rule, crawler, each of rules, source
+	MaxRules          = 32
+)
+
+// Clip cuts s to at most n bytes without splitting a UTF-8 sequence, and
+// drops invalid UTF-8 from what is cut.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
 }
 
 // SchemaVersion is the current Event schema.

@@ -129,3 +129,21 @@ func TestPopBatchTakesWhatIsQueued(t *testing.T) {
 		t.Errorf("PopBatch on an empty queue = %d, %v; want 0 and the context's error", n, err)
 	}
 }
+
+func TestClip(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 3, "abc"},
+		{"héllo", 2, "h"},         // é is two bytes: not split
+		{"a\xffbc", 3, "ab"},      // invalid UTF-8 in what is kept is dropped
+		{"exactly", 7, "exactly"}, // at the limit, untouched
+	} {
+		if got := Clip(tc.in, tc.n); got != tc.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

@@ -128,7 +128,7 @@ func (e *Enforcer) Apply(ctx context.Context, ev events.Event, v events.Verdict)
 		e.appendHistory(ctx, ev, v)
 	}
 	if err := e.store.AppendAudit(ctx, store.AuditEntry{Time: now, Actor: Source, Action: "decision.put",
-		Target: d.Key(), Detail: truncate(fmt.Sprintf("%s for %s, score %.2f: %s", v.Action, v.TTL, v.Score, d.Reason), store.MaxAuditDetailLen)}); err != nil {
+		Target: d.Key(), Detail: events.Clip(fmt.Sprintf("%s for %s, score %.2f: %s", v.Action, v.TTL, v.Score, d.Reason), store.MaxAuditDetailLen)}); err != nil {
 		e.logger.Warn("audit append failed", "err", err)
 	}
 	if e.alert != nil {
@@ -236,14 +236,7 @@ func reasonText(v events.Verdict) string {
 			break
 		}
 	}
-	return truncate(b.String(), decision.MaxReasonLen)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+	return events.Clip(b.String(), decision.MaxReasonLen)
 }
 
 // WriteHistory prints a client's records for explain, newest first.

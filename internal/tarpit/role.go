@@ -493,21 +493,14 @@ func (r *Role) hit(req *http.Request, addr netip.Addr, mp MazePath, status int) 
 		Kind:      kind,
 		Time:      r.now().UTC(),
 		ClientIP:  addr.String(),
-		Method:    truncate(req.Method, 16),
-		Host:      truncate(req.Host, 256),
-		Path:      truncate(strings.ToValidUTF8(path, "\uFFFD"), maxEventField),
-		UserAgent: truncate(req.UserAgent(), maxEventField),
+		Method:    events.Clip(req.Method, events.MaxMethodLen),
+		Host:      events.Clip(req.Host, events.MaxHostLen),
+		Path:      events.Clip(strings.ToValidUTF8(path, "\uFFFD"), maxEventField),
+		UserAgent: events.Clip(req.UserAgent(), maxEventField),
 		Status:    status,
 		Action:    decision.ActionTarpit.String(),
 		Source:    Name,
 	})
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return strings.ToValidUTF8(s[:n], "")
-	}
-	return s
 }
 
 func acceptsGzip(req *http.Request) bool {
