@@ -187,8 +187,10 @@ func loadSenders(specs []string) (map[string][]byte, error) {
 // localEvents carries the edge's events straight to the escalation workers
 // in this process. The edge's events are best effort by design (it drops
 // rather than waits), so they skip the durable queue and its disk writes;
-// events accepted over the webhook are durable.
-const localEventsSize = 65536
+// events accepted over the webhook are durable. The edge's own queue
+// (edge.events.queue_size) absorbs bursts already; this one only decouples
+// the edge's consumer from the workers, so it is small.
+const localEventsSize = 8192
 
 // edgeSink is where the edge's events go: the escalation workers when they
 // run in this process, else the AI service's durable intake.
